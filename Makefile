@@ -1,0 +1,58 @@
+# Jupyter Kernel Controller — developer entry points.
+# `make run` and `make test` do all their own set-up on a fresh machine (Python 3.11+ and Go).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+CLUSTER_DIR := .cluster
+LOCALCLUSTER := PYTHONPATH=hack $(VENV_PY) -m localcluster
+
+.PHONY: help venv controlplane cluster-up cluster-down cluster-status run lint typecheck test test-unit clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install --quiet --upgrade pip
+	$(VENV_PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv/ with the project and its dev tools
+
+controlplane: ## build kube-apiserver, kube-controller-manager, etcd if missing; print where
+	@hack/k8s/build.sh
+
+cluster-up: venv controlplane ## start the local control plane in the background (reused if running)
+	@$(LOCALCLUSTER) up --dir $(CLUSTER_DIR)
+
+cluster-down: venv ## stop the local control plane started by cluster-up
+	@$(LOCALCLUSTER) down --dir $(CLUSTER_DIR)
+
+cluster-status: venv ## is the local control plane running?
+	@$(LOCALCLUSTER) status --dir $(CLUSTER_DIR)
+
+run: cluster-up ## run the controller (on the local control plane when no cluster is configured)
+	@echo "kernel-controller: the controller is not built yet; the local control plane is up (see above)."
+
+lint: venv ## ruff, formatting and the layering contracts
+	$(VENV)/bin/ruff check src hack tests
+	$(VENV)/bin/ruff format --check src hack tests
+	$(VENV)/bin/lint-imports
+
+typecheck: venv ## mypy --strict
+	$(VENV)/bin/mypy src hack/localcluster
+
+test-unit: venv ## unit tests only (no cluster)
+	$(VENV)/bin/pytest tests/unit
+
+test: lint typecheck controlplane ## lint, type-check and run every test (starts its own control plane)
+	$(VENV)/bin/pytest
+
+clean: ## remove the venv and caches (not the control plane binaries)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

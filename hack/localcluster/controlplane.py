@@ -1,0 +1,343 @@
+"""A real local Kubernetes control plane: etcd, kube-apiserver and kube-controller-manager.
+
+Everything listens on 127.0.0.1 on ports picked free at start (and kept across restarts of a
+component). Authentication is a static admin token; the kubeconfig written to
+``<work_dir>/kubeconfig`` uses it together with the API server's self-signed CA.
+
+The harness only signals processes it started (or recorded in ``state.json`` for a detached
+cluster). It serves the test suite (in-process, one per pytest session), ``make cluster-up``
+(detached, reused while it runs) and fault tests (restart, stop, pause, compact).
+All methods run on the caller's thread; none is thread-safe.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from localcluster.process import ManagedProcess
+
+ETCD = "etcd"
+APISERVER = "kube-apiserver"
+CONTROLLER_MANAGER = "kube-controller-manager"
+COMPONENTS = (ETCD, APISERVER, CONTROLLER_MANAGER)
+
+START_TIMEOUT_SECONDS = 90.0
+SERVICE_CIDR = "10.96.0.0/16"
+
+
+class ControlPlaneError(RuntimeError):
+    """A component failed to start or answer; the message carries its log tail."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    etcd_client: int
+    etcd_peer: int
+    apiserver: int
+    controller_manager: int
+
+    @classmethod
+    def pick(cls) -> Ports:
+        return cls(*_free_ports(4))
+
+
+class ControlPlane:
+    """etcd + kube-apiserver + kube-controller-manager rooted in ``work_dir``."""
+
+    def __init__(self, *, bin_dir: Path, work_dir: Path, ports: Ports | None = None) -> None:
+        self.bin_dir = bin_dir
+        self.work_dir = work_dir
+        self.ports = ports or Ports.pick()
+        self.token_path = work_dir / "admin.token"
+        self.kubeconfig_path = work_dir / "kubeconfig"
+        self.state_path = work_dir / "state.json"
+        self.cert_dir = work_dir / "apiserver-certs"
+        self.ca_path = self.cert_dir / "apiserver.crt"
+        self.server_url = f"https://127.0.0.1:{self.ports.apiserver}"
+        self.etcd_url = f"http://127.0.0.1:{self.ports.etcd_client}"
+        self.processes: dict[str, ManagedProcess] = {
+            ETCD: self._process(ETCD, self._etcd_args()),
+            APISERVER: self._process(APISERVER, self._apiserver_args()),
+            CONTROLLER_MANAGER: self._process(CONTROLLER_MANAGER, self._kcm_args()),
+        }
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self, *, before_controller_manager: Callable[[], None] | None = None) -> None:
+        """Start all components and wait until each is ready.
+
+        ``before_controller_manager`` runs once the API server is ready (e.g. to install CRDs,
+        so that the garbage collector discovers them at its first sync).
+        """
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._write_credentials()
+        try:
+            self.start_etcd()
+            self.start_apiserver()
+            if before_controller_manager is not None:
+                before_controller_manager()
+            self.start_controller_manager()
+        except BaseException:
+            self.stop()
+            raise
+        self.save_state()
+
+    def stop(self) -> None:
+        """Stop every component this harness started, in reverse order."""
+        for name in reversed(COMPONENTS):
+            self.processes[name].stop()
+        self.state_path.unlink(missing_ok=True)
+
+    def start_etcd(self) -> None:
+        self.processes[ETCD].start()
+        self._wait_ready(ETCD, lambda: self._http_ok(f"{self.etcd_url}/health", b'"health":"true"'))
+
+    def stop_etcd(self) -> None:
+        self.processes[ETCD].stop()
+
+    def start_apiserver(self) -> None:
+        self.processes[APISERVER].start()
+        self._wait_ready(APISERVER, lambda: self._http_ok(f"{self.server_url}/readyz", b"ok"))
+        self._write_kubeconfig()
+
+    def stop_apiserver(self) -> None:
+        self.processes[APISERVER].stop()
+
+    def restart_apiserver(self) -> None:
+        """Stop and start kube-apiserver on the same port: every open watch ends at once."""
+        self.stop_apiserver()
+        self.start_apiserver()
+        self.save_state()
+
+    def start_controller_manager(self) -> None:
+        self.processes[CONTROLLER_MANAGER].start()
+        url = f"https://127.0.0.1:{self.ports.controller_manager}/healthz"
+        self._wait_ready(CONTROLLER_MANAGER, lambda: self._http_ok(url, b"ok", verify=False))
+
+    def pause(self, name: str) -> None:
+        """SIGSTOP a component: connections stay open, nothing is answered."""
+        self.processes[name].pause()
+
+    def resume(self, name: str) -> None:
+        self.processes[name].resume()
+
+    def compact_etcd(self) -> int:
+        """Compact etcd's history up to its current revision; return that revision."""
+        reply = self._etcd_call("/v3/kv/range", {"key": _b64(b"/"), "limit": 1})
+        revision = int(reply["header"]["revision"])
+        self._etcd_call("/v3/kv/compaction", {"revision": revision, "physical": True})
+        return revision
+
+    def running(self) -> bool:
+        return all(p.alive() for p in self.processes.values())
+
+    def diagnostics(self, lines: int = 30) -> str:
+        """The tail of every component's log, for failure reports."""
+        parts = []
+        for name, proc in self.processes.items():
+            state = "running" if proc.alive() else f"not running (exit {proc.exit_code()})"
+            parts.append(f"--- {name} ({state}), {proc.log_path}\n{proc.log_tail(lines)}")
+        return "\n".join(parts)
+
+    # ----------------------------------------------------------- detached use
+    def save_state(self) -> None:
+        state = {
+            "bin_dir": str(self.bin_dir),
+            "ports": asdict(self.ports),
+            "pids": {name: proc.pid for name, proc in self.processes.items()},
+        }
+        self.state_path.write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def attach(cls, work_dir: Path) -> ControlPlane | None:
+        """The detached control plane recorded in ``work_dir``, if its processes still run."""
+        try:
+            state = json.loads((work_dir / "state.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        ports = Ports(**state["ports"])
+        plane = cls(bin_dir=Path(state["bin_dir"]), work_dir=work_dir, ports=ports)
+        for name, pid in state["pids"].items():
+            if pid is not None:
+                plane.processes[name].adopt(int(pid))
+        return plane
+
+    def healthy(self) -> bool:
+        return self.running() and self._http_ok(f"{self.server_url}/readyz", b"ok")
+
+    # ------------------------------------------------------------- internals
+    def _process(self, name: str, args: list[str]) -> ManagedProcess:
+        return ManagedProcess(
+            name, argv=[str(self.bin_dir / name), *args], log_path=self.work_dir / f"{name}.log"
+        )
+
+    def _etcd_args(self) -> list[str]:
+        peer = f"http://127.0.0.1:{self.ports.etcd_peer}"
+        client = f"http://127.0.0.1:{self.ports.etcd_client}"
+        return [
+            "--name=default",
+            f"--data-dir={self.work_dir / 'etcd'}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=default={peer}",
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ]
+
+    def _apiserver_args(self) -> list[str]:
+        sa_key = self.work_dir / "service-account.key"
+        return [
+            f"--etcd-servers={self.etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            "--endpoint-reconciler-type=none",
+            f"--secure-port={self.ports.apiserver}",
+            f"--cert-dir={self.cert_dir}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={sa_key}",
+            f"--service-account-signing-key-file={sa_key}",
+            "--authorization-mode=RBAC",
+            f"--token-auth-file={self.work_dir / 'tokens.csv'}",
+            "--allow-privileged=true",
+            "--disable-admission-plugins=ServiceAccount",
+            "--profiling=false",
+            "--v=1",
+        ]
+
+    def _kcm_args(self) -> list[str]:
+        kubeconfig = str(self.kubeconfig_path)
+        return [
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--controllers=garbagecollector,namespace",
+            "--leader-elect=false",
+            "--use-service-account-credentials=false",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={self.ports.controller_manager}",
+            "--v=1",
+        ]
+
+    def _write_credentials(self) -> None:
+        if not self.token_path.exists():
+            self.token_path.write_text(secrets.token_hex(24))
+            self.token_path.chmod(0o600)
+        token = self.token_path.read_text().strip()
+        tokens = self.work_dir / "tokens.csv"
+        tokens.write_text(f"{token},admin,admin,system:masters\n")
+        tokens.chmod(0o600)
+        sa_key = self.work_dir / "service-account.key"
+        if not sa_key.exists():
+            openssl = shutil.which("openssl")
+            if openssl is None:
+                raise ControlPlaneError("openssl is needed to make the service-account key")
+            subprocess.run(
+                [openssl, "genrsa", "-out", str(sa_key), "2048"],
+                check=True,
+                capture_output=True,
+            )
+
+    def _write_kubeconfig(self) -> None:
+        token = self.token_path.read_text().strip()
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "local",
+                    "cluster": {
+                        "server": self.server_url,
+                        "certificate-authority": str(self.ca_path),
+                    },
+                }
+            ],
+            "users": [{"name": "admin", "user": {"token": token}}],
+            "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
+            "current-context": "local",
+        }
+        tmp = self.kubeconfig_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(config, indent=2))
+        tmp.chmod(0o600)
+        tmp.replace(self.kubeconfig_path)
+
+    def _wait_ready(self, name: str, probe: Callable[[], bool]) -> None:
+        proc = self.processes[name]
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if not proc.alive():
+                raise ControlPlaneError(
+                    f"{name} exited with {proc.exit_code()} during start-up:\n{proc.log_tail()}"
+                )
+            if probe():
+                return
+            time.sleep(0.2)  # readiness poll of a child process, bounded by the deadline
+        raise ControlPlaneError(
+            f"{name} not ready after {START_TIMEOUT_SECONDS:.0f} s:\n{proc.log_tail()}"
+        )
+
+    def _http_ok(self, url: str, expect: bytes, *, verify: bool = True) -> bool:
+        request = urllib.request.Request(url)  # noqa: S310 - loopback URLs we built
+        context: ssl.SSLContext | None = None
+        if url.startswith("https://"):
+            if verify and self.ca_path.exists():
+                context = ssl.create_default_context(cafile=str(self.ca_path))
+            else:
+                context = ssl._create_unverified_context()  # noqa: S323 - loopback self-signed
+            if self.token_path.exists():
+                request.add_header("Authorization", f"Bearer {self.token_path.read_text().strip()}")
+        try:
+            with urllib.request.urlopen(request, timeout=2, context=context) as resp:  # noqa: S310
+                return bool(resp.status == 200 and expect in resp.read())
+        except (OSError, urllib.error.URLError, ssl.SSLError):
+            return False
+
+    def _etcd_call(self, path: str, body: dict[str, object]) -> dict[str, Any]:
+        request = urllib.request.Request(  # noqa: S310 - loopback URL we built
+            f"{self.etcd_url}{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310
+            result: dict[str, Any] = json.loads(resp.read())
+        return result
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct loopback ports that were free a moment ago (held open together)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def default_bin_dir() -> Path:
+    """Where hack/k8s/build.sh puts the binaries (building them if missing)."""
+    script = Path(__file__).resolve().parents[1] / "k8s" / "build.sh"
+    env = dict(os.environ)
+    out = subprocess.run(
+        ["bash", str(script)], check=True, stdout=subprocess.PIPE, text=True, env=env
+    )
+    return Path(out.stdout.strip().splitlines()[-1])

@@ -1,0 +1,1 @@
+"""Reconcilers for the Kernel custom resource: pure desired state plus a small applier."""

@@ -1,0 +1,193 @@
+"""The local control plane is a real one: CRDs, CEL validation, garbage collection, etcd
+compaction and API server restarts behave as on any cluster."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from eventually import eventually
+from localcluster import ControlPlane
+
+GROUP = "harness.test.example.com"
+
+
+def widget_crd(plural: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "names": {"kind": plural.capitalize()[:-1], "plural": plural, "singular": plural[:-1]},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "properties": {
+                                        "replicas": {"type": "integer"},
+                                        "color": {"type": "string"},
+                                    },
+                                    "x-kubernetes-validations": [
+                                        {
+                                            "rule": "!has(self.replicas) || self.replicas >= 0",
+                                            "message": "replicas must not be negative",
+                                        }
+                                    ],
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+@pytest.fixture
+def widgets(api_client: client.ApiClient) -> Any:
+    """A fresh CRD (unique plural) that is established; deleted afterwards."""
+    plural = f"widgets{uuid.uuid4().hex[:8]}"
+    ext = client.ApiextensionsV1Api(api_client)
+    ext.create_custom_resource_definition(widget_crd(plural))
+
+    def established() -> bool:
+        crd = ext.read_custom_resource_definition(f"{plural}.{GROUP}")
+        conditions = (crd.status.conditions if crd.status else None) or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    eventually(established, timeout=30, message="CRD not established")
+    yield plural
+    ext.delete_custom_resource_definition(f"{plural}.{GROUP}")
+
+
+def test_custom_object_round_trips(
+    api_client: client.ApiClient, namespace: str, widgets: str
+) -> None:
+    custom = client.CustomObjectsApi(api_client)
+    body = {
+        "apiVersion": f"{GROUP}/v1",
+        "kind": widgets.capitalize()[:-1],
+        "metadata": {"name": "one"},
+        "spec": {"replicas": 3, "color": "blue"},
+    }
+    created = custom.create_namespaced_custom_object(GROUP, "v1", namespace, widgets, body)
+    assert created["metadata"]["uid"]
+
+    read = custom.get_namespaced_custom_object(GROUP, "v1", namespace, widgets, "one")
+    assert read["spec"] == {"replicas": 3, "color": "blue"}
+
+
+def test_cel_rule_rejects_bad_object_with_its_message(
+    api_client: client.ApiClient, namespace: str, widgets: str
+) -> None:
+    custom = client.CustomObjectsApi(api_client)
+    body = {
+        "apiVersion": f"{GROUP}/v1",
+        "kind": widgets.capitalize()[:-1],
+        "metadata": {"name": "bad"},
+        "spec": {"replicas": -1},
+    }
+    with pytest.raises(ApiException) as info:
+        custom.create_namespaced_custom_object(GROUP, "v1", namespace, widgets, body)
+
+    assert info.value.status == 422
+    assert "replicas must not be negative" in str(info.value.body)
+
+
+def test_garbage_collector_deletes_dependents(api_client: client.ApiClient, namespace: str) -> None:
+    core = client.CoreV1Api(api_client)
+    owner = core.create_namespaced_config_map(namespace, {"metadata": {"name": "owner"}})
+    core.create_namespaced_config_map(
+        namespace,
+        {
+            "metadata": {
+                "name": "dependent",
+                "ownerReferences": [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "name": "owner",
+                        "uid": owner.metadata.uid,
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            }
+        },
+    )
+
+    core.delete_namespaced_config_map("owner", namespace)
+
+    def dependent_gone() -> bool:
+        names = [cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items]
+        return "dependent" not in names
+
+    eventually(dependent_gone, timeout=60, interval=0.5, message="dependent not collected")
+
+
+def test_watch_from_compacted_resource_version_gets_410(
+    control_plane: ControlPlane, api_client: client.ApiClient, namespace: str
+) -> None:
+    core = client.CoreV1Api(api_client)
+    created = core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "counter"}, "data": {"n": "0"}}
+    )
+    old_rv = created.metadata.resource_version
+    for n in range(1, 5):
+        core.patch_namespaced_config_map("counter", namespace, {"data": {"n": str(n)}})
+
+    compacted_at = control_plane.compact_etcd()
+    assert compacted_at > int(old_rv)
+
+    def watch_error_code() -> int | None:
+        try:
+            resp = core.list_namespaced_config_map(
+                namespace,
+                watch=True,
+                resource_version=old_rv,
+                timeout_seconds=2,
+                _preload_content=False,
+            )
+        except ApiException as err:
+            return err.status
+        try:
+            for line in resp.stream():
+                for raw in line.splitlines():
+                    event = json.loads(raw)
+                    if event["type"] == "ERROR":
+                        code: int = event["object"]["code"]
+                        return code
+        finally:
+            resp.release_conn()
+        return None
+
+    assert eventually(watch_error_code, timeout=30, message="no error from watch") == 410
+
+
+def test_new_request_succeeds_after_apiserver_restart(
+    control_plane: ControlPlane, api_client: client.ApiClient, namespace: str
+) -> None:
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "before"}})
+    pid_before = control_plane.processes["kube-apiserver"].pid
+
+    control_plane.restart_apiserver()
+
+    assert control_plane.processes["kube-apiserver"].pid != pid_before
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "after"}})
+    names = {cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items}
+    assert {"before", "after"} <= names
