@@ -1,0 +1,175 @@
+"""Informer benchmark: time to sync and memory per cached object for N Pods.
+
+Usage: .venv/bin/python bench/informer_bench.py [--count 10000] [--kubeconfig PATH]
+
+Without --kubeconfig it starts its own local control plane (hack/localcluster) in a temporary
+directory and stops it afterwards. It creates N Pods shaped like kernel Pods (labels, env, five
+ports, a readiness probe) in a fresh namespace, then, in this process:
+
+- syncs a SharedInformer (paginated LIST of 500, watch) and reports the time to sync;
+- reports the memory the cache holds per object (tracemalloc, and the process RSS growth);
+- for comparison, parses the same LIST with the ``kubernetes`` client's generated models.
+
+Prints a table and writes the figures as JSON to ``.bench/informer.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "hack"))
+
+from kubernetes import client, config  # noqa: E402
+from localcluster import ControlPlane, default_bin_dir  # noqa: E402
+
+from informers.client import RestClient  # noqa: E402
+from informers.resource import Object, Resource, ResourceClient  # noqa: E402
+from informers.shared_informer import SharedInformer  # noqa: E402
+
+PODS = Resource("", "v1", "pods")
+
+
+def kernel_like_pod(i: int) -> dict[str, Any]:
+    name = f"bench-{i:05d}"
+    ports = {"SHELL": 52317, "IOPUB": 52318, "STDIN": 52319, "HB": 52320, "CONTROL": 52321}
+    env = [{"name": "KERNEL_ID", "value": f"00000000-0000-4000-8000-{i:012d}"}]
+    env += [{"name": f"KERNEL_{k}_PORT", "value": str(v)} for k, v in ports.items()]
+    return {
+        "metadata": {
+            "name": name,
+            "labels": {"jupyter.org/kernel-name": name, "app": "bench"},
+            "annotations": {"example.com/owner": "bench"},
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": name,
+                    "image": "elyra/kernel-py:3.2.3",
+                    "env": env,
+                    "ports": [{"containerPort": p} for p in ports.values()],
+                    "readinessProbe": {"tcpSocket": {"port": 52317}, "periodSeconds": 2},
+                }
+            ],
+        },
+    }
+
+
+def strip_managed_fields(obj: Object) -> Object:
+    obj.get("metadata", {}).pop("managedFields", None)
+    return obj
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run(kubeconfig: str, count: int) -> dict[str, float]:
+    api = config.new_client_from_config(config_file=kubeconfig)
+    core = client.CoreV1Api(api)
+    namespace = core.create_namespace({"metadata": {"generateName": "bench-"}}).metadata.name
+    rest = RestClient(api)
+    pods = ResourceClient(rest, PODS, namespace=namespace)
+    started = time.monotonic()
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda i: pods.create(kernel_like_pod(i)), range(count)))
+    create_seconds = time.monotonic() - started
+
+    gc.collect()
+    rss_before = rss_mib()
+    tracemalloc.start()
+    snap_before = tracemalloc.take_snapshot()
+    informer = SharedInformer(name="pods", lister_watcher=pods, transform=strip_managed_fields)
+    started = time.monotonic()
+    informer.start()
+    assert informer.wait_for_sync(600)
+    sync_seconds = time.monotonic() - started
+    assert len(informer.indexer) == count, len(informer.indexer)
+    gc.collect()
+    snap_after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    rss_after = rss_mib()
+    cache_bytes = sum(s.size_diff for s in snap_after.compare_to(snap_before, "filename"))
+    informer.stop()
+    informer.join()
+
+    # The same list parsed into the client's generated models, for comparison.
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    started = time.monotonic()
+    models: list[Any] = []
+    token = None
+    while True:
+        page = core.list_namespaced_pod(namespace, limit=500, _continue=token)
+        models.extend(page.items)
+        token = page.metadata._continue
+        if not token:
+            break
+    model_seconds = time.monotonic() - started
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    model_bytes = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    assert len(models) == count
+    del models
+
+    core.delete_namespace(namespace)
+    api.close()
+    return {
+        "objects": count,
+        "create_seconds": round(create_seconds, 2),
+        "sync_seconds": round(sync_seconds, 2),
+        "cache_kib_per_object": round(cache_bytes / count / 1024, 2),
+        "rss_growth_mib": round(rss_after - rss_before, 1),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "client_models_seconds": round(model_seconds, 2),
+        "client_models_kib_per_object": round(model_bytes / count / 1024, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--kubeconfig", help="use this cluster instead of a fresh local one")
+    args = parser.parse_args(argv)
+
+    plane: ControlPlane | None = None
+    if args.kubeconfig:
+        kubeconfig = args.kubeconfig
+    else:
+        work = Path(tempfile.mkdtemp(prefix="informer-bench-"))
+        plane = ControlPlane(bin_dir=default_bin_dir(), work_dir=work)
+        plane.start()
+        kubeconfig = str(plane.kubeconfig_path)
+    try:
+        figures = run(kubeconfig, args.count)
+    finally:
+        if plane is not None:
+            plane.stop()
+    out = REPO / ".bench" / "informer.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2))
+    width = max(len(k) for k in figures)
+    for key, value in figures.items():
+        print(f"{key:<{width}}  {value}")
+    print(f"(written to {out})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""Deeply read-only JSON values for caches.
+
+:func:`freeze` turns parsed JSON into :class:`FrozenDict` / :class:`FrozenList`: subclasses of
+``dict`` and ``list`` (so ``json.dumps``, ``==`` with plain values and ``isinstance`` checks keep
+working, at the same memory cost) whose mutating methods raise ``TypeError``. A cached object
+can therefore be handed to any thread without copying, and nobody can change it by accident.
+:func:`thaw` (also used by ``copy.deepcopy``) returns a plain, mutable deep copy.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+
+def _read_only(self: object, *args: object, **kwargs: object) -> NoReturn:
+    raise TypeError(
+        f"{type(self).__name__} is read-only: cached objects are shared; build a new one "
+        "(informers.frozen.thaw gives a mutable copy)"
+    )
+
+
+class FrozenDict(dict[str, Any]):
+    """A ``dict`` that refuses mutation. Values are frozen too."""
+
+    __slots__ = ()
+
+    __setitem__ = _read_only
+    __delitem__ = _read_only
+    __ior__ = _read_only
+    clear = _read_only
+    pop = _read_only
+    popitem = _read_only
+    setdefault = _read_only
+    update = _read_only
+
+    def __copy__(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict[int, object]) -> dict[str, Any]:
+        thawed: dict[str, Any] = thaw(self)
+        return thawed
+
+    def __reduce__(self) -> tuple[type[dict[str, Any]], tuple[dict[str, Any]]]:
+        return (dict, (thaw(self),))
+
+
+class FrozenList(list[Any]):
+    """A ``list`` that refuses mutation. Items are frozen too."""
+
+    __slots__ = ()
+
+    __setitem__ = _read_only
+    __delitem__ = _read_only
+    __iadd__ = _read_only
+    __imul__ = _read_only
+    append = _read_only
+    clear = _read_only
+    extend = _read_only
+    insert = _read_only
+    pop = _read_only
+    remove = _read_only
+    reverse = _read_only
+    sort = _read_only
+
+    def __copy__(self) -> list[Any]:
+        return list(self)
+
+    def __deepcopy__(self, memo: dict[int, object]) -> list[Any]:
+        thawed: list[Any] = thaw(self)
+        return thawed
+
+    def __reduce__(self) -> tuple[type[list[Any]], tuple[list[Any]]]:
+        return (list, (thaw(self),))
+
+
+def freeze(value: Any) -> Any:
+    """A deeply read-only version of a JSON value (already frozen parts are reused)."""
+    if isinstance(value, FrozenDict | FrozenList):
+        return value
+    # dict.__init__ and list.__init__ fill the object in C, past the read-only methods.
+    if isinstance(value, dict):
+        return FrozenDict({key: freeze(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return FrozenList([freeze(item) for item in value])
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """A plain, mutable deep copy of a (possibly frozen) JSON value."""
+    if isinstance(value, dict):
+        return {key: thaw(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [thaw(item) for item in value]
+    return value
