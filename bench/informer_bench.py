@@ -30,14 +30,16 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "hack"))
 
-from kubernetes import client, config  # noqa: E402
-from localcluster import ControlPlane, default_bin_dir  # noqa: E402
+from kubernetes import client
 
-from informers.client import RestClient  # noqa: E402
-from informers.resource import Object, Resource, ResourceClient  # noqa: E402
-from informers.shared_informer import SharedInformer  # noqa: E402
+from informers.client import RestClient
+from informers.kubeconfig import close_api_client, new_api_client
+from informers.resource import Object, Resource, ResourceClient
+from informers.shared_informer import SharedInformer
+from localcluster import ControlPlane, default_bin_dir
 
 PODS = Resource("", "v1", "pods")
+NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 
 
 def kernel_like_pod(i: int) -> dict[str, Any]:
@@ -80,10 +82,11 @@ def rss_mib() -> float:
 
 
 def run(kubeconfig: str, count: int) -> dict[str, float]:
-    api = config.new_client_from_config(config_file=kubeconfig)
+    api = new_api_client(kubeconfig)
     core = client.CoreV1Api(api)
-    namespace = core.create_namespace({"metadata": {"generateName": "bench-"}}).metadata.name
     rest = RestClient(api)
+    namespaces = ResourceClient(rest, NAMESPACES)
+    namespace: str = namespaces.create({"metadata": {"generateName": "bench-"}})["metadata"]["name"]
     pods = ResourceClient(rest, PODS, namespace=namespace)
     started = time.monotonic()
     with ThreadPoolExecutor(16) as pool:
@@ -118,7 +121,7 @@ def run(kubeconfig: str, count: int) -> dict[str, float]:
     while True:
         page = core.list_namespaced_pod(namespace, limit=500, _continue=token)
         models.extend(page.items)
-        token = page.metadata._continue
+        token = page.metadata._continue if page.metadata else None
         if not token:
             break
     model_seconds = time.monotonic() - started
@@ -128,8 +131,8 @@ def run(kubeconfig: str, count: int) -> dict[str, float]:
     assert len(models) == count
     del models
 
-    core.delete_namespace(namespace)
-    api.close()
+    namespaces.delete(namespace)
+    close_api_client(api)
     return {
         "objects": count,
         "create_seconds": round(create_seconds, 2),

@@ -12,6 +12,7 @@ any thread to interrupt a blocked read.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -206,19 +207,26 @@ class WatchStream:
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as err:
             if self._closed:
                 return
+            self._closed = True  # urllib3 has already dropped the broken connection
             raise ConnectionFailed(
                 f"watch stream broken: {err}", reason=type(err).__name__
             ) from err
+        if not self._closed:
+            self._closed = True
+            self._response.release_conn()  # ended by the server: the connection is reusable
 
     def close(self) -> None:
-        """End the stream; safe from any thread, idempotent."""
+        """End the stream, unblocking a reader on another thread; idempotent."""
         if self._closed:
             return
         self._closed = True
         shutdown = getattr(self._response, "shutdown", None)
         if shutdown is not None:
-            shutdown()
-        self._response.release_conn()
+            # Unblocks a reader on another thread; fails harmlessly when urllib3 has already
+            # released the connection (the stream ended meanwhile).
+            with contextlib.suppress(RuntimeError, ValueError, OSError):
+                shutdown()
+        self._response.close()
 
     def __enter__(self) -> WatchStream:
         return self

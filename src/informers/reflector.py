@@ -150,6 +150,10 @@ class Reflector:
 
     # --------------------------------------------------------------- listing
     def _list_and_watch(self) -> None:
+        if self._stop.is_set():
+            # tenacity starts the next attempt even when stop() cut its sleep short; do not
+            # send another LIST (which may block on an unreachable server) after stop().
+            return
         self._list()
         while not self._stop.is_set():
             try:
