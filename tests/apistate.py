@@ -27,10 +27,25 @@ class CountingObserver:
     ) -> None:
         with self._lock:
             self.by_verb[verb] += 1
+            self.by_verb[f"{verb}:{resource}"] += 1
 
     def count(self, verb: str) -> int:
+        """Requests of ``verb`` ("create") or of ``verb:resource`` ("create:pods")."""
         with self._lock:
             return self.by_verb[verb]
+
+    def writes(self) -> dict[str, int]:
+        """Every non-read request so far, as ``verb:resource`` -> count."""
+        with self._lock:
+            return {
+                k: v
+                for k, v in self.by_verb.items()
+                if ":" in k and k.split(":")[0] not in {"get", "list", "watch"}
+            }
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.by_verb)
 
 
 def retry_through_outage(op: Callable[[], object], *, timeout: float = 90.0) -> None:

@@ -33,6 +33,7 @@ from informers.errors import (
 )
 from informers.frozen import FrozenDict, FrozenList, freeze, thaw
 from informers.kubeconfig import close_api_client, load_configuration, new_api_client
+from informers.multi_namespace import ALL_NAMESPACES, MultiNamespaceInformer
 from informers.ratelimit import (
     BucketRateLimiter,
     ItemExponentialFailureRateLimiter,
@@ -63,6 +64,7 @@ from informers.workqueue import (
 )
 
 __all__ = [
+    "ALL_NAMESPACES",
     "APPLY_PATCH",
     "CONTROLLER_UID_INDEX",
     "JSON",
@@ -89,6 +91,7 @@ __all__ = [
     "JitteredBackoff",
     "ListerWatcher",
     "MaxOfRateLimiter",
+    "MultiNamespaceInformer",
     "NoopQueueMetrics",
     "NotFound",
     "Object",

@@ -136,7 +136,7 @@ class ResourceClient:
         result: Object = self.rest.request(
             "PUT",
             self._path(namespace, name, subresource),
-            info=self._info("update"),
+            info=self._info("update", subresource),
             body=body,
         )
         return result
@@ -160,7 +160,7 @@ class ResourceClient:
         result: Object = self.rest.request(
             "PATCH",
             self._path(namespace, name, subresource),
-            info=self._info("patch"),
+            info=self._info("patch", subresource),
             query=query,
             body=patch,
             content_type=content_type,
@@ -202,8 +202,9 @@ class ResourceClient:
             query.append(("fieldSelector", self.field_selector))
         return query
 
-    def _info(self, verb: str) -> RequestInfo:
-        return RequestInfo(verb=verb, resource=self.resource.plural)
+    def _info(self, verb: str, subresource: str = "") -> RequestInfo:
+        plural = self.resource.plural
+        return RequestInfo(verb=verb, resource=f"{plural}/{subresource}" if subresource else plural)
 
 
 __all__ = ["JSON", "ListerWatcher", "Object", "Query", "Resource", "ResourceClient"]

@@ -1,0 +1,271 @@
+"""The applier: makes a :class:`~reconcilers.desired.Desired` true, writing only what differs
+from the cache, in an order that never loses a decision:
+
+1. the identity annotations (one metadata merge patch guarded by the cached
+   resourceVersion, so two replicas cannot both decide), before anything uses them;
+2. the Secret (secret-key mode) and the Pod, only when the Pod is missing from the cache and
+   no creation is still expected (see :mod:`reconcilers.expectations`);
+3. the Service: created when missing, else a merge patch of the fields we own when they drifted;
+4. the status through the status subresource, only when it differs (skipped in the pass that
+   created the Pod: the Pod's own event brings the next pass);
+5. Events; 6. deleting the Kernel when it is culled or its failure TTL ran out.
+
+Every write uses the field manager ``kernel-controller``. Runs on worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from informers import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    ConnectionFailed,
+    Forbidden,
+    Invalid,
+    NotFound,
+    ResourceClient,
+    ServerError,
+    TooManyRequests,
+    object_key,
+)
+from reconcilers.desired import Desired, Observed, service_drift
+from reconcilers.events import EventRecorder
+from reconcilers.expectations import Expectations
+from reconcilers.model import FIELD_MANAGER, Obj, meta
+from reconcilers.outcome import Result, TerminalError, TransientError
+from reconcilers.status import merge_patch
+
+log = logging.getLogger(__name__)
+
+POD, SERVICE = "pod", "service"
+TRANSIENT = (ConnectionFailed, ServerError, TooManyRequests, Conflict)
+
+
+class KernelMetrics(Protocol):
+    """Domain metrics the applier reports (SPEC §5); called on worker threads."""
+
+    def kernel_created(self, namespace: str) -> None: ...
+
+    def kernel_create_failed(self, namespace: str) -> None: ...
+
+    def kernel_culled(self, namespace: str) -> None: ...
+
+
+class NoKernelMetrics:
+    def kernel_created(self, namespace: str) -> None:
+        pass
+
+    def kernel_create_failed(self, namespace: str) -> None:
+        pass
+
+    def kernel_culled(self, namespace: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Clients:
+    """Writers for each kind (all-namespace paths; the namespace is given per call)."""
+
+    kernels: ResourceClient
+    pods: ResourceClient
+    services: ResourceClient
+    secrets: ResourceClient
+
+
+class Applier:
+    """Writes the difference between the desired state and the cache."""
+
+    def __init__(
+        self,
+        *,
+        clients: Clients,
+        recorder: EventRecorder,
+        expectations: Expectations,
+        metrics: KernelMetrics | None = None,
+        on_reissued: Callable[[Obj], None] = lambda event: None,
+    ) -> None:
+        self._c = clients
+        self._recorder = recorder
+        self._expectations = expectations
+        self._metrics = metrics or NoKernelMetrics()
+        self._on_reissued = on_reissued
+
+    def apply(self, kernel: Obj, desired: Desired, observed: Observed) -> Result:
+        m = meta(kernel)
+        name, namespace = m.get("name", ""), m.get("namespace", "")
+        key = str(object_key(kernel))
+        status = desired.status
+        terminal: TerminalError | None = None
+
+        if desired.annotations is not None:
+            patch = {
+                "metadata": {
+                    "annotations": desired.annotations,
+                    "resourceVersion": m.get("resourceVersion"),
+                }
+            }
+            self._write(
+                "annotate kernel",
+                lambda: self._c.kernels.patch(
+                    name, patch, namespace=namespace, field_manager=FIELD_MANAGER
+                ),
+            )
+
+        created_pod = False
+        if desired.pod is not None and not self._expectations.pending(POD, key):
+            try:
+                created_pod = self._create_pod(kernel, desired)
+            except (Invalid, BadRequest, Forbidden) as err:
+                self._metrics.kernel_create_failed(namespace)
+                message = f"cannot create the kernel's Pod: {err.message}"
+                self._recorder.record(
+                    kernel, type_="Warning", reason="PodCreationFailed", message=message
+                )
+                status = _pod_creation_failed(status, message)
+                if isinstance(err, Forbidden):  # e.g. a quota: may pass later
+                    self._write_status(kernel, status)
+                    raise TransientError(message) from err
+                terminal = TerminalError(message)
+
+        if desired.service is not None and not self._expectations.pending(SERVICE, key):
+            self._ensure_service(kernel, desired.service, observed.service)
+
+        if not created_pod and not desired.delete_kernel:
+            self._write_status(kernel, status)
+
+        for warning in desired.pod_warnings:
+            pod_name = (warning.get("involvedObject") or {}).get("name", name)
+            if self._recorder.record(
+                kernel,
+                type_="Warning",
+                reason=str(warning.get("reason") or "PodWarning"),
+                message=f"Reissued from pod/{pod_name}: {warning.get('message', '')}",
+            ):
+                self._on_reissued(warning)
+        for event in desired.events:
+            self._recorder.record(
+                kernel, type_=event.type, reason=event.reason, message=event.message
+            )
+
+        if desired.delete_kernel:
+            self._delete_kernel(kernel)
+            if any(e.reason == "Culled" for e in desired.events):
+                self._metrics.kernel_culled(namespace)
+        if terminal is not None:
+            raise terminal
+        return Result(requeue_after=desired.requeue_after)
+
+    # --------------------------------------------------------------- children
+    def _create_pod(self, kernel: Obj, desired: Desired) -> bool:
+        assert desired.pod is not None
+        m = meta(kernel)
+        name, namespace = m.get("name", ""), m.get("namespace", "")
+        key = str(object_key(kernel))
+        if desired.secret is not None:
+            try:
+                self._c.secrets.create(desired.secret, namespace=namespace)
+            except Conflict as err:
+                if not err.already_exists:
+                    raise TransientError(f"create secret: {err}") from err
+            except TRANSIENT as err:
+                raise TransientError(f"create secret: {err}") from err
+        self._expectations.expect(POD, key)
+        try:
+            self._c.pods.create(desired.pod, namespace=namespace)
+        except Conflict as err:
+            self._expectations.observed(POD, key)
+            raise TransientError(f"create pod: {err}") from err
+        except TRANSIENT as err:
+            self._expectations.observed(POD, key)
+            raise TransientError(f"create pod: {err}") from err
+        except ApiError:
+            self._expectations.observed(POD, key)
+            raise
+        self._metrics.kernel_created(namespace)
+        self._recorder.record(
+            kernel, type_="Normal", reason="PodCreated", message=f"created Pod {name}"
+        )
+        log.info("created pod", extra={"kernel": key})
+        return True
+
+    def _ensure_service(self, kernel: Obj, desired: dict[str, Any], cached: Obj | None) -> None:
+        m = meta(kernel)
+        name, namespace = m.get("name", ""), m.get("namespace", "")
+        key = str(object_key(kernel))
+        if cached is None:
+            self._expectations.expect(SERVICE, key)
+            try:
+                self._c.services.create(desired, namespace=namespace)
+            except Conflict as err:
+                self._expectations.observed(SERVICE, key)
+                raise TransientError(f"create service: {err}") from err
+            except ApiError as err:
+                self._expectations.observed(SERVICE, key)
+                raise TransientError(f"create service: {err}") from err
+            self._recorder.record(
+                kernel, type_="Normal", reason="ServiceCreated", message=f"created Service {name}"
+            )
+            return
+        patch = service_drift(desired, cached)
+        if patch is not None:
+            self._write(
+                "correct service",
+                lambda: self._c.services.patch(
+                    name, patch, namespace=namespace, field_manager=FIELD_MANAGER
+                ),
+            )
+
+    def _write_status(self, kernel: Obj, status: dict[str, Any]) -> None:
+        patch = merge_patch(kernel.get("status") or {}, status)
+        if not patch:
+            return
+        m = meta(kernel)
+        self._write(
+            "write status",
+            lambda: self._c.kernels.patch(
+                m.get("name", ""),
+                {"status": patch},
+                namespace=m.get("namespace", ""),
+                subresource="status",
+                field_manager=FIELD_MANAGER,
+            ),
+        )
+
+    def _delete_kernel(self, kernel: Obj) -> None:
+        m = meta(kernel)
+        try:
+            self._c.kernels.delete(
+                m.get("name", ""), namespace=m.get("namespace", ""), uid=m.get("uid", "")
+            )
+        except NotFound:
+            return
+        except Conflict:
+            return  # a newer Kernel of the same name: not ours to delete
+        except ApiError as err:
+            raise TransientError(f"delete kernel: {err}") from err
+
+    @staticmethod
+    def _write(what: str, call: Callable[[], object]) -> None:
+        try:
+            call()
+        except NotFound as err:
+            raise TransientError(f"{what}: {err}") from err
+        except ApiError as err:
+            if isinstance(err, TRANSIENT):
+                raise TransientError(f"{what}: {err}") from err
+            raise TerminalError(f"{what}: {err}") from err
+
+
+def _pod_creation_failed(status: dict[str, Any], message: str) -> dict[str, Any]:
+    conditions = [
+        {"type": "Ready", "status": "False", "reason": "PodCreationFailed", "message": message}
+        if c.get("type") == "Ready"
+        else c
+        for c in status.get("conditions") or ()
+    ]
+    return {**status, "conditions": conditions, "readyReplicas": 0}

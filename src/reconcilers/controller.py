@@ -1,0 +1,342 @@
+"""The Kernel controller loop: informers → keys on a rate-limited queue → N workers.
+
+Informers watch Kernels (all namespaces, or the given ones), Pods and Services carrying the
+label ``jupyter.org/kernel-name`` (never the whole cluster), and, when re-issuing is on,
+Warning Events of Pods. Their handlers only map the object to its Kernel's
+``namespace/name`` key and enqueue it. Workers start only after every cache has synced; each
+runs ``KernelReconciler.reconcile(key)`` and acts on the outcome (forget, requeue after,
+rate-limited retry). The queue guarantees that one key is never reconciled by two workers at
+once.
+
+Threads: the informers' own, plus ``kernel-worker-<n>``. ``start()`` starts the informers,
+``start_workers()`` the workers, ``stop(drain_timeout)`` stops taking work, lets reconciles in
+flight finish (bounded), then stops the informers and joins everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+from informers import (
+    Clock,
+    DeletedFinalStateUnknown,
+    FuncHandler,
+    MultiNamespaceInformer,
+    QueueMetrics,
+    RateLimitingQueue,
+    RealClock,
+    Resource,
+    ResourceClient,
+    RestClient,
+    SharedInformer,
+    Transform,
+    default_controller_rate_limiter,
+    object_key,
+)
+from reconcilers import context
+from reconcilers.apply import POD, SERVICE, Applier, Clients, KernelMetrics
+from reconcilers.events import EventRecorder
+from reconcilers.expectations import Expectations
+from reconcilers.kernel import (
+    INVOLVED_INDEX,
+    KernelReconciler,
+    ReissueLog,
+    involved_object_index,
+    new_fresh,
+)
+from reconcilers.model import (
+    GROUP,
+    NAME_LABEL,
+    PLURAL,
+    VERSION,
+    Fresh,
+    Obj,
+    ReconcileSettings,
+    meta,
+)
+from reconcilers.outcome import TerminalError, TransientError
+from reconcilers.transforms import strip_event, strip_managed_fields, strip_pod
+
+log = logging.getLogger(__name__)
+
+KERNELS = Resource(GROUP, VERSION, PLURAL)
+PODS = Resource("", "v1", "pods")
+SERVICES = Resource("", "v1", "services")
+SECRETS = Resource("", "v1", "secrets")
+EVENTS = Resource("", "v1", "events")
+POD_WARNINGS_SELECTOR = "involvedObject.kind=Pod,type=Warning"
+CONTROLLER_NAME = "kernel"
+
+
+class ReconcileObserver(Protocol):
+    """Told about each reconcile (controller-runtime metrics); called on worker threads."""
+
+    def reconcile_started(self) -> None: ...
+
+    def reconcile_done(self, *, result: str, seconds: float) -> None: ...
+
+
+class NoReconcileObserver:
+    def reconcile_started(self) -> None:
+        pass
+
+    def reconcile_done(self, *, result: str, seconds: float) -> None:
+        pass
+
+
+class KernelController:
+    """Wires informers, the work queue, the reconciler and the workers."""
+
+    def __init__(
+        self,
+        *,
+        rest: RestClient,
+        settings: ReconcileSettings,
+        instance: str,
+        namespaces: Sequence[str] = (),
+        workers: int = 4,
+        clock: Clock | None = None,
+        queue_metrics: QueueMetrics | None = None,
+        kernel_metrics: KernelMetrics | None = None,
+        observer: ReconcileObserver | None = None,
+        fresh: Callable[[], Fresh] = new_fresh,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        resync_period: float = 0.0,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self._clock = clock or RealClock()
+        self._workers = workers
+        self._observer = observer or NoReconcileObserver()
+        self.expectations = Expectations()
+        self.reissued = ReissueLog()
+
+        def informer(
+            resource: Resource,
+            *,
+            transform: Transform,
+            label_selector: str = "",
+            field_selector: str = "",
+            indexers: dict[str, Callable[[Obj], list[str]]] | None = None,
+            resync: float = 0.0,
+        ) -> MultiNamespaceInformer:
+            def make(namespace: str) -> SharedInformer:
+                return SharedInformer(
+                    name=f"{resource.plural}{'-' + namespace if namespace else ''}",
+                    lister_watcher=ResourceClient(
+                        rest,
+                        resource,
+                        namespace=namespace or None,
+                        label_selector=label_selector,
+                        field_selector=field_selector,
+                    ),
+                    transform=transform,
+                    indexers=indexers,
+                    resync_period=resync,
+                    clock=self._clock,
+                )
+
+            return MultiNamespaceInformer(namespaces=namespaces, factory=make)
+
+        self.kernels = informer(KERNELS, transform=strip_managed_fields, resync=resync_period)
+        self.pods = informer(PODS, transform=strip_pod, label_selector=NAME_LABEL)
+        self.services = informer(
+            SERVICES, transform=strip_managed_fields, label_selector=NAME_LABEL
+        )
+        self.warnings = (
+            informer(
+                EVENTS,
+                transform=strip_event,
+                field_selector=POD_WARNINGS_SELECTOR,
+                indexers={INVOLVED_INDEX: involved_object_index},
+            )
+            if settings.reissue_pod_events
+            else None
+        )
+        self.queue: RateLimitingQueue[str] = RateLimitingQueue(
+            name=CONTROLLER_NAME,
+            clock=self._clock,
+            rate_limiter=default_controller_rate_limiter(self._clock),
+            metrics=queue_metrics,
+        )
+        applier = Applier(
+            clients=Clients(
+                kernels=ResourceClient(rest, KERNELS),
+                pods=ResourceClient(rest, PODS),
+                services=ResourceClient(rest, SERVICES),
+                secrets=ResourceClient(rest, SECRETS),
+            ),
+            recorder=EventRecorder(ResourceClient(rest, EVENTS), instance=instance),
+            expectations=self.expectations,
+            metrics=kernel_metrics,
+            on_reissued=self.reissued.mark,
+        )
+        self.reconciler = KernelReconciler(
+            kernels=self.kernels,
+            pods=self.pods,
+            services=self.services,
+            warnings=self.warnings,
+            applier=applier,
+            settings=settings,
+            reissued=self.reissued,
+            fresh=fresh,
+            wall_clock=wall_clock,
+        )
+        self._register_handlers()
+        self._threads: list[threading.Thread] = []
+        self.last_worker_activity: dict[str, float] = {}  # thread name -> clock; GIL-atomic
+
+    @property
+    def informers(self) -> list[MultiNamespaceInformer]:
+        found = [self.kernels, self.pods, self.services]
+        return found + ([self.warnings] if self.warnings is not None else [])
+
+    # ---------------------------------------------------------------- handlers
+    def _register_handlers(self) -> None:
+        self.kernels.add_event_handler(
+            FuncHandler(add=self._enqueue_kernel, update=self._kernel_updated, delete=self._gone)
+        )
+        for kind, informer in ((POD, self.pods), (SERVICE, self.services)):
+            informer.add_event_handler(self._child_handler(kind))
+        if self.warnings is not None:
+            self.warnings.add_event_handler(
+                FuncHandler(add=self._warning_seen, update=lambda _, new: self._warning_seen(new))
+            )
+
+    def _enqueue_kernel(self, kernel: Obj) -> None:
+        self.queue.add(str(object_key(kernel)))
+
+    def _kernel_updated(self, old: Obj, new: Obj) -> None:
+        # Our own status writes come back as updates: skip those that change nothing we read.
+        before, after = meta(old), meta(new)
+        if (
+            before.get("resourceVersion") != after.get("resourceVersion")
+            and before.get("generation") == after.get("generation")
+            and before.get("labels") == after.get("labels")
+            and before.get("annotations") == after.get("annotations")
+            and before.get("deletionTimestamp") == after.get("deletionTimestamp")
+        ):
+            return
+        self._enqueue_kernel(new)
+
+    def _gone(self, obj: Obj | DeletedFinalStateUnknown) -> None:
+        kernel = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        key = str(object_key(kernel))
+        self.expectations.observed(POD, key)
+        self.expectations.observed(SERVICE, key)
+
+    def _child_handler(self, kind: str) -> FuncHandler:
+        def key_of(obj: Obj) -> str | None:
+            m = meta(obj)
+            name = (m.get("labels") or {}).get(NAME_LABEL)
+            return f"{m.get('namespace', '')}/{name}" if name else None
+
+        def seen(obj: Obj) -> None:
+            key = key_of(obj)
+            if key is not None:
+                self.expectations.observed(kind, key)
+                self.queue.add(key)
+
+        def deleted(obj: Obj | DeletedFinalStateUnknown) -> None:
+            child = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+            key = key_of(child)
+            if key is not None:
+                self.queue.add(key)
+
+        return FuncHandler(add=seen, update=lambda _, new: seen(new), delete=deleted)
+
+    def _warning_seen(self, event: Obj) -> None:
+        for key in involved_object_index(event):
+            if self.kernels.get(key) is not None and not self.reissued.is_done(event):
+                self.queue.add(key)
+
+    # --------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        """Start the informers (returns at once)."""
+        for informer in self.informers:
+            informer.start()
+
+    def wait_for_sync(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for informer in self.informers:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not informer.wait_for_sync(left):
+                return False
+        return True
+
+    def has_synced(self) -> bool:
+        return all(informer.has_synced() for informer in self.informers)
+
+    def start_workers(self) -> None:
+        """Start the workers; call only after the caches have synced."""
+        for n in range(self._workers):
+            thread = threading.Thread(target=self._work, name=f"kernel-worker-{n}")
+            self._threads.append(thread)
+            thread.start()
+
+    def stop(self, *, drain_timeout: float = 10.0) -> bool:
+        """Stop taking work, finish reconciles in flight (bounded), stop and join everything.
+
+        Returns False when in-flight reconciles did not finish within ``drain_timeout``.
+        """
+        drained = self.queue.shut_down_with_drain(timeout=drain_timeout)
+        for informer in self.informers:
+            informer.stop()
+        for thread in self._threads:
+            thread.join(drain_timeout)
+        for informer in self.informers:
+            informer.join()
+        return drained
+
+    def threads_alive(self) -> bool:
+        workers_ok = all(t.is_alive() for t in self._threads) or self.queue.shutting_down()
+        return workers_ok and all(i.threads_alive() for i in self.informers)
+
+    # ------------------------------------------------------------------ worker
+    def _work(self) -> None:
+        name = threading.current_thread().name
+        while True:
+            self.last_worker_activity[name] = self._clock.now()
+            key, shutdown = self.queue.get()
+            if shutdown or key is None:
+                return
+            try:
+                self._process(key)
+            finally:
+                self.queue.done(key)
+
+    def _process(self, key: str) -> None:
+        rid = uuid.uuid4().hex[:12]
+        key_token = context.kernel_key.set(key)
+        rid_token = context.reconcile_id.set(rid)
+        self._observer.reconcile_started()
+        started = time.monotonic()
+        result = "error"
+        try:
+            outcome = self.reconciler.reconcile(key)
+        except TransientError as err:
+            log.warning("reconcile failed, will retry: %s", err)
+            self.queue.add_rate_limited(key)
+        except TerminalError as err:
+            log.error("reconcile failed until the Kernel changes: %s", err)
+            self.queue.forget(key)
+        except Exception:
+            log.exception("reconcile crashed")
+            self.queue.add_rate_limited(key)
+        else:
+            self.queue.forget(key)
+            if outcome.requeue_after is not None:
+                self.queue.add_after(key, outcome.requeue_after)
+                result = "requeue_after"
+            else:
+                result = "success"
+        finally:
+            self._observer.reconcile_done(result=result, seconds=time.monotonic() - started)
+            context.reconcile_id.reset(rid_token)
+            context.kernel_key.reset(key_token)

@@ -1,0 +1,439 @@
+"""What a Kernel's world should look like: a pure function of the Kernel, its cached children
+and the controller's settings.
+
+``desired_state`` does no I/O and reads no clock or randomness: the current time and fresh
+random values are passed in. It never mutates its inputs (they are frozen cache objects) and
+returns plain, new dicts. The applier (``apply.py``) compares the result with the cache and
+writes only what differs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from informers import thaw
+from reconcilers.model import (
+    CONNECTION_INFO_ANNOTATION,
+    ENV_IDLE_TIMEOUT,
+    ENV_KERNEL_ID,
+    ENV_KERNEL_KEY,
+    KERNEL_ID_ANNOTATION,
+    NAME_LABEL,
+    SECRET_KEY_FIELD,
+    Fresh,
+    Identity,
+    KernelPorts,
+    KeyMode,
+    Obj,
+    ReconcileSettings,
+    connection_info_json,
+    controlled_by,
+    meta,
+    owner_reference,
+    secret_name,
+    service_host,
+)
+from reconcilers.status import Readiness, failed_at, kernel_status, readiness
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The cached objects named like the Kernel (owned by it or not)."""
+
+    pod: Obj | None = None
+    service: Obj | None = None
+    pod_warnings: Sequence[Obj] = ()  # Warning Events of the Pod not re-issued yet
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """An Event to record on the Kernel."""
+
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Desired:
+    """Everything the applier should make true for one Kernel."""
+
+    identity: Identity | None
+    annotations: dict[str, str] | None = None  # metadata patch, when the decision is new
+    pod: dict[str, Any] | None = None  # to create
+    secret: dict[str, Any] | None = field(default=None, repr=False)  # to create with the Pod
+    service: dict[str, Any] | None = None  # to create, or the fields we own to correct
+    status: dict[str, Any] = field(default_factory=dict)
+    delete_kernel: bool = False
+    requeue_after: float | None = None
+    events: tuple[EventSpec, ...] = ()
+    pod_warnings: tuple[Obj, ...] = ()  # to re-issue on the Kernel
+
+
+class InvalidKernel(ValueError):
+    """The Kernel asks for something only the controller can see is impossible."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _containers(kernel: Obj) -> Sequence[Obj]:
+    spec = ((kernel.get("spec") or {}).get("template") or {}).get("spec") or {}
+    containers: Sequence[Obj] = spec.get("containers") or ()
+    return containers
+
+
+def _env(container: Obj) -> dict[str, Obj]:
+    return {e.get("name", ""): e for e in container.get("env") or ()}
+
+
+def decide_identity(
+    kernel: Obj, *, settings: ReconcileSettings, fresh: Fresh
+) -> tuple[Identity, bool]:
+    """The kernel's id, ports and key, and whether they are new (to be persisted).
+
+    Annotations written by an earlier pass win; otherwise the container's env, else the
+    controller's defaults and the fresh random values. Raises :class:`InvalidKernel` when a
+    port is given in a way the controller cannot read (``valueFrom``).
+    """
+    annotations = meta(kernel).get("annotations") or {}
+    persisted = _persisted_identity(annotations, settings)
+    if persisted is not None:
+        return persisted, False
+
+    containers = _containers(kernel)
+    env = _env(containers[0]) if containers else {}
+    ports: dict[str, int] = {}
+    for attr, name in KernelPorts.ENV:
+        entry = env.get(name)
+        if entry is None:
+            ports[attr] = getattr(settings.default_ports, attr)
+        elif "value" in entry and str(entry["value"]).isdigit():
+            ports[attr] = int(entry["value"])
+        else:
+            raise InvalidKernel(
+                "InvalidPortEnv",
+                f"{name} must be a literal integer value in containers[0].env "
+                "(valueFrom cannot be resolved by the controller)",
+            )
+    id_entry = env.get(ENV_KERNEL_ID)
+    kernel_id = str(id_entry.get("value") or "") if id_entry is not None else ""
+    if not kernel_id:
+        kernel_id = fresh.kernel_id
+    key = kernel_id if settings.key_mode is KeyMode.KERNEL_ID else fresh.key
+    return Identity(kernel_id=kernel_id, ports=KernelPorts(**ports), key=key), True
+
+
+def _persisted_identity(
+    annotations: Mapping[str, str], settings: ReconcileSettings
+) -> Identity | None:
+    kernel_id = annotations.get(KERNEL_ID_ANNOTATION)
+    raw = annotations.get(CONNECTION_INFO_ANNOTATION)
+    if not kernel_id or not raw:
+        return None
+    try:
+        info = json.loads(raw)
+        ports = KernelPorts(
+            shell=int(info["shell_port"]),
+            iopub=int(info["iopub_port"]),
+            stdin=int(info["stdin_port"]),
+            hb=int(info["hb_port"]),
+            control=int(info["control_port"]),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None  # edited by hand into something unreadable: decide again
+    key = str(info.get("key") or "")
+    if settings.key_mode is KeyMode.KERNEL_ID and not key:
+        key = kernel_id
+    return Identity(kernel_id=kernel_id, ports=ports, key=key)
+
+
+def desired_state(
+    *,
+    kernel: Obj,
+    observed: Observed,
+    settings: ReconcileSettings,
+    fresh: Fresh,
+    now: datetime,
+) -> Desired:
+    """What should exist for ``kernel``; see the module docstring."""
+    m = meta(kernel)
+    name = m.get("name", "")
+    namespace = m.get("namespace", "")
+    host = service_host(name=name, namespace=namespace, cluster_domain=settings.cluster_domain)
+    warnings = tuple(observed.pod_warnings)
+
+    def status(identity: Identity | None, ready: Readiness, pod: Obj | None) -> dict[str, Any]:
+        return kernel_status(
+            kernel=kernel,
+            pod=pod,
+            identity=identity,
+            host=host,
+            key_mode=settings.key_mode,
+            ready=ready,
+        )
+
+    try:
+        identity, new_identity = decide_identity(kernel, settings=settings, fresh=fresh)
+    except InvalidKernel as err:
+        ready = Readiness("False", err.reason, str(err))
+        return Desired(
+            identity=None,
+            status=status(None, ready, None),
+            events=_transition_event(kernel, ready),
+        )
+
+    annotations = None
+    if new_identity:
+        annotations = {
+            KERNEL_ID_ANNOTATION: identity.kernel_id,
+            CONNECTION_INFO_ANNOTATION: connection_info_json(
+                identity=identity,
+                host=host,
+                include_key=settings.key_mode is KeyMode.KERNEL_ID,
+            ),
+        }
+
+    pod, service = observed.pod, observed.service
+    if pod is not None and not controlled_by(pod, kernel):
+        ready = Readiness(
+            "False",
+            "PodNameConflict",
+            f"a Pod named {name} exists and is not controlled by this Kernel; delete or rename it",
+        )
+        return _blocked(kernel, identity, annotations, status(identity, ready, None), ready)
+    if service is not None and not controlled_by(service, kernel):
+        ready = Readiness(
+            "False",
+            "ServiceNameConflict",
+            f"a Service named {name} exists and is not controlled by this Kernel; "
+            "delete or rename it",
+        )
+        return _blocked(kernel, identity, annotations, status(identity, ready, pod), ready)
+
+    ready = readiness(pod, container_name=name)
+    desired_service = build_service(kernel, identity)
+    new_pod = new_secret = None
+    if pod is None:
+        new_pod = build_pod(kernel, identity, settings)
+        if settings.key_mode is KeyMode.SECRET:
+            # A persisted identity has no key in secret mode ("" - it lives only in the
+            # Secret). The Secret is created only when missing (an existing one keeps its key),
+            # so a missing one gets a fresh key, never an empty one.
+            new_secret = build_secret(
+                kernel, identity if identity.key else replace(identity, key=fresh.key)
+            )
+
+    phase = ((pod or {}).get("status") or {}).get("phase")
+    delete_kernel = False
+    requeue_after = None
+    events = list(_transition_event(kernel, ready))
+    if phase == "Succeeded":
+        delete_kernel = True
+        events = [EventSpec("Normal", "Culled", "the kernel exited after being idle; deleting")]
+    elif phase == "Failed" and pod is not None:
+        remaining = _ttl_remaining(pod, name, settings.failed_kernel_ttl, now)
+        if remaining <= 0:
+            delete_kernel = True
+            events.append(
+                EventSpec(
+                    "Normal",
+                    "FailedKernelDeleted",
+                    f"deleting the failed Kernel after {settings.failed_kernel_ttl:g} s",
+                )
+            )
+        else:
+            requeue_after = remaining
+
+    return Desired(
+        identity=identity,
+        annotations=annotations,
+        pod=new_pod,
+        secret=new_secret,
+        service=desired_service,
+        status=status(identity, ready, pod),
+        delete_kernel=delete_kernel,
+        requeue_after=requeue_after,
+        events=tuple(events),
+        pod_warnings=warnings if pod is not None else (),
+    )
+
+
+def _blocked(
+    kernel: Obj,
+    identity: Identity,
+    annotations: dict[str, str] | None,
+    status: dict[str, Any],
+    ready: Readiness,
+) -> Desired:
+    return Desired(
+        identity=identity,
+        annotations=annotations,
+        status=status,
+        events=_transition_event(kernel, ready),
+    )
+
+
+def _transition_event(kernel: Obj, ready: Readiness) -> tuple[EventSpec, ...]:
+    """A Warning Event when the Kernel newly enters a failure state worth telling a user."""
+    if ready.reason not in {
+        "KernelFailed",
+        "PodNameConflict",
+        "ServiceNameConflict",
+        "InvalidPortEnv",
+    }:
+        return ()
+    for cond in (kernel.get("status") or {}).get("conditions") or ():
+        if cond.get("type") == "Ready" and cond.get("reason") == ready.reason:
+            return ()  # already reported
+    return (EventSpec("Warning", ready.reason, ready.message),)
+
+
+def _ttl_remaining(pod: Obj, container_name: str, ttl: float, now: datetime) -> float:
+    stamp = failed_at(pod, container_name)
+    if stamp is None:
+        return 0.0
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    # min(): a finish time ahead of our clock (node clock skew) never delays beyond the TTL,
+    # so a TTL of 0 deletes at once.
+    return min(ttl, ttl - (now - when).total_seconds())
+
+
+def build_pod(kernel: Obj, identity: Identity, settings: ReconcileSettings) -> dict[str, Any]:
+    """The kernel's Pod, built from the template (never from a cached Pod)."""
+    m = meta(kernel)
+    name = m.get("name", "")
+    template = (kernel.get("spec") or {}).get("template") or {}
+    template_meta = template.get("metadata") or {}
+    spec: dict[str, Any] = thaw(template.get("spec") or {})
+    containers: list[dict[str, Any]] = spec["containers"]
+    main = containers[0]
+    main["name"] = name
+    main["env"] = _kernel_env(main.get("env") or [], kernel, identity, settings)
+    if settings.readiness_probe and not main.get("readinessProbe"):
+        main["readinessProbe"] = {
+            "tcpSocket": {"port": identity.ports.shell},
+            "periodSeconds": 2,
+            "failureThreshold": 3,
+        }
+    spec.setdefault("restartPolicy", "Never")
+
+    labels = {**(m.get("labels") or {}), **(template_meta.get("labels") or {}), NAME_LABEL: name}
+    inherited = {
+        k: v
+        for k, v in (m.get("annotations") or {}).items()
+        if "kubectl" not in k and "kernel" not in k
+    }
+    annotations = {**inherited, **(template_meta.get("annotations") or {})}
+    metadata: dict[str, Any] = {
+        "name": name,
+        "namespace": m.get("namespace", ""),
+        "labels": labels,
+        "ownerReferences": [owner_reference(kernel)],
+    }
+    if annotations:
+        metadata["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+
+
+def _kernel_env(
+    env: list[dict[str, Any]], kernel: Obj, identity: Identity, settings: ReconcileSettings
+) -> list[dict[str, Any]]:
+    ours: dict[str, dict[str, Any]] = {ENV_KERNEL_ID: {"value": identity.kernel_id}}
+    for attr, env_name in KernelPorts.ENV:
+        ours[env_name] = {"value": str(getattr(identity.ports, attr))}
+    if settings.key_mode is KeyMode.SECRET:
+        ours[ENV_KERNEL_KEY] = {
+            "valueFrom": {
+                "secretKeyRef": {
+                    "name": secret_name(meta(kernel).get("name", "")),
+                    "key": SECRET_KEY_FIELD,
+                }
+            }
+        }
+    given = {e.get("name") for e in env}
+    if ENV_IDLE_TIMEOUT not in given:
+        timeout = (kernel.get("spec") or {}).get("idleTimeoutSeconds")
+        if timeout is None and settings.default_idle_timeout:
+            timeout = settings.default_idle_timeout
+        if timeout is not None:
+            ours[ENV_IDLE_TIMEOUT] = {"value": str(timeout)}
+    result = [
+        {"name": e["name"], **ours.pop(e["name"])} if e.get("name") in ours else e for e in env
+    ]
+    result += [{"name": env_name, **value} for env_name, value in ours.items()]
+    return result
+
+
+def build_service(kernel: Obj, identity: Identity) -> dict[str, Any]:
+    """The kernel's ClusterIP Service in front of its five ports."""
+    m = meta(kernel)
+    name = m.get("name", "")
+    ports = [
+        {"name": port_name, "port": port, "targetPort": port, "protocol": "TCP"}
+        for port_name, port in (
+            (port_name, getattr(identity.ports, attr))
+            for attr, port_name in KernelPorts.SERVICE_PORT_NAMES
+        )
+    ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": m.get("namespace", ""),
+            "labels": {NAME_LABEL: name},
+            "ownerReferences": [owner_reference(kernel)],
+        },
+        "spec": {"type": "ClusterIP", "selector": {NAME_LABEL: name}, "ports": ports},
+    }
+
+
+def build_secret(kernel: Obj, identity: Identity) -> dict[str, Any]:
+    """The Secret holding the kernel's HMAC key (secret mode)."""
+    m = meta(kernel)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": secret_name(m.get("name", "")),
+            "namespace": m.get("namespace", ""),
+            "labels": {NAME_LABEL: m.get("name", "")},
+            "ownerReferences": [owner_reference(kernel)],
+        },
+        "stringData": {SECRET_KEY_FIELD: identity.key},
+    }
+
+
+def service_drift(desired: Mapping[str, Any], cached: Obj) -> dict[str, Any] | None:
+    """A merge patch of the Service fields we own (type, selector, ports), or None."""
+    want = desired["spec"]
+    have = cached.get("spec") or {}
+    patch: dict[str, Any] = {}
+    if have.get("type") != want["type"]:
+        patch["type"] = want["type"]
+    selector = dict(have.get("selector") or {})
+    if selector != want["selector"]:
+        patch["selector"] = {
+            **{k: None for k in selector if k not in want["selector"]},
+            **want["selector"],
+        }
+    if _ports(have.get("ports") or ()) != _ports(want["ports"]):
+        patch["ports"] = want["ports"]
+    return {"spec": patch} if patch else None
+
+
+def _ports(ports: Sequence[Obj]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (p.get("name"), p.get("port"), p.get("targetPort", p.get("port")), p.get("protocol", "TCP"))
+        for p in ports
+    )

@@ -1,0 +1,59 @@
+"""What the caches keep of each object: only what the controller reads (SPEC §11).
+
+Each transform gets a freshly parsed, mutable object and returns what goes into the cache
+(frozen afterwards by the informer). Runs on reflector threads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Raw = dict[str, Any]
+
+_POD_META = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "labels",
+    "ownerReferences",
+    "creationTimestamp",
+    "deletionTimestamp",
+)
+_POD_STATUS = ("phase", "conditions", "podIP", "reason", "message", "startTime")
+_CONTAINER_STATUS = ("name", "state", "ready", "restartCount", "started")
+_EVENT_KEEP = ("involvedObject", "reason", "message", "type", "count", "lastTimestamp")
+
+
+def strip_managed_fields(obj: Raw) -> Raw:
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict):
+        metadata.pop("managedFields", None)
+    return obj
+
+
+def strip_pod(pod: Raw) -> Raw:
+    """Keep identity, ownership and status; the spec is never read (Pods are not mutated)."""
+    metadata = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    kept_status: Raw = {k: status[k] for k in _POD_STATUS if k in status}
+    if "containerStatuses" in status:
+        kept_status["containerStatuses"] = [
+            {k: c[k] for k in _CONTAINER_STATUS if k in c} for c in status["containerStatuses"]
+        ]
+    return {
+        "apiVersion": pod.get("apiVersion", "v1"),
+        "kind": pod.get("kind", "Pod"),
+        "metadata": {k: metadata[k] for k in _POD_META if k in metadata},
+        "status": kept_status,
+    }
+
+
+def strip_event(event: Raw) -> Raw:
+    metadata = event.get("metadata") or {}
+    kept: Raw = {k: event[k] for k in _EVENT_KEEP if k in event}
+    kept["metadata"] = {
+        k: metadata[k] for k in ("name", "namespace", "uid", "resourceVersion") if k in metadata
+    }
+    return kept

@@ -1,0 +1,55 @@
+"""Helpers for Kernel tests on the real control plane: plain JSON clients for the test's own
+reads and writes (not counted as the controller's), and a Kernel body builder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from informers import ResourceClient, RestClient
+from reconcilers.controller import EVENTS, KERNELS, PODS, SECRETS, SERVICES
+
+
+class Clients:
+    """Plain JSON clients for the test's own reads and writes (not counted)."""
+
+    def __init__(self, rest: RestClient, namespace: str) -> None:
+        self.namespace = namespace
+        self.kernels = ResourceClient(rest, KERNELS, namespace=namespace)
+        self.pods = ResourceClient(rest, PODS, namespace=namespace)
+        self.services = ResourceClient(rest, SERVICES, namespace=namespace)
+        self.secrets = ResourceClient(rest, SECRETS, namespace=namespace)
+        self.events = ResourceClient(rest, EVENTS, namespace=namespace)
+
+    def get(self, resource: ResourceClient, name: str) -> dict[str, Any] | None:
+        try:
+            return resource.get(name)
+        except Exception:
+            return None
+
+    def set_pod_status(self, name: str, status: dict[str, Any]) -> None:
+        """Write a Pod's status as a kubelet would (the status subresource)."""
+        self.pods.patch(name, {"status": status}, subresource="status")
+
+    def kernel_events(self, name: str) -> list[dict[str, Any]]:
+        items = self.events.list(limit=0, continue_token="", resource_version="")["items"]
+        return [
+            e
+            for e in items
+            if e["involvedObject"].get("name") == name
+            and e["involvedObject"].get("kind") == "Kernel"
+        ]
+
+
+def kernel_body(name: str, **spec: Any) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "main", "image": "elyra/kernel-py:3.2.3"}
+    container.update(spec.pop("container", {}))
+    body: dict[str, Any] = {
+        "apiVersion": "jupyter.org/v1",
+        "kind": "Kernel",
+        "metadata": {"name": name},
+        "spec": {"template": {"spec": {"containers": [container]}}},
+    }
+    body["metadata"].update(spec.pop("metadata", {}))
+    body["spec"]["template"].update(spec.pop("template", {}))
+    body["spec"].update(spec)
+    return body
