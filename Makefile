@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-stamp
 CLUSTER_DIR := .cluster
 LOCALCLUSTER := PYTHONPATH=hack $(VENV_PY) -m localcluster
 
-.PHONY: help venv controlplane cluster-up cluster-down cluster-status run lint typecheck test test-unit bench-informer clean
+.PHONY: help venv controlplane cluster-up cluster-down cluster-status run crd lint typecheck test test-unit bench-informer clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -40,13 +40,16 @@ cluster-status: venv ## is the local control plane running?
 run: cluster-up ## run the controller (on the local control plane when no cluster is configured)
 	@echo "kernel-controller: the controller is not built yet; the local control plane is up (see above)."
 
+crd: venv controlplane ## regenerate config/crd/bases/ from the API server's OpenAPI (temporary control plane)
+	$(VENV_PY) hack/crd/generate.py
+
 lint: venv ## ruff, formatting and the layering contracts
 	$(VENV)/bin/ruff check src hack tests
 	$(VENV)/bin/ruff format --check src hack tests
 	$(VENV)/bin/lint-imports
 
 typecheck: venv ## mypy --strict
-	$(VENV)/bin/mypy src hack/localcluster bench
+	$(VENV)/bin/mypy src hack/localcluster hack/crd bench
 
 test-unit: venv ## unit tests only (no cluster)
 	$(VENV)/bin/pytest tests/unit

@@ -2,11 +2,13 @@
 test, and a guard that fails any test leaving threads behind.
 
 Tests under ``tests/integration`` are marked ``cluster`` automatically; they start the
-control plane on first use. Set ``KC_TEST_KEEP=1`` to keep its work directory after the run.
+control plane on first use, with the CRDs of ``config/crd/bases`` installed. Set
+``KC_TEST_KEEP=1`` to keep its work directory after the run.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import threading
@@ -15,11 +17,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes import client, config
 
+from eventually import eventually
+from informers import Resource, ResourceClient, RestClient, close_api_client, new_api_client
 from localcluster import ControlPlane, default_bin_dir
 
 THREAD_LEAK_GRACE_SECONDS = 5.0
+CRD_ESTABLISHED_TIMEOUT_SECONDS = 60.0
+CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
 
 _planes: list[ControlPlane] = []
 
@@ -40,10 +47,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    """A running etcd + kube-apiserver + kube-controller-manager for this test session."""
+    """A running etcd + kube-apiserver + kube-controller-manager for this test session, with
+    the project's CRDs (``config/crd/bases``) installed before the controller manager starts."""
     work_dir = tmp_path_factory.mktemp("controlplane")
     plane = ControlPlane(bin_dir=default_bin_dir(), work_dir=work_dir)
-    plane.start()
+    plane.start(before_controller_manager=lambda: install_crds(plane.kubeconfig_path))
     _planes.append(plane)
     try:
         yield plane
@@ -98,3 +106,31 @@ def no_leaked_threads() -> Iterator[None]:
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+def install_crds(kubeconfig: Path) -> None:
+    """Create every CRD in ``config/crd/bases`` and wait until each is Established.
+
+    Runs before kube-controller-manager starts, so that its garbage collector (and namespace
+    controller) know the custom resources from their first discovery.
+    """
+    paths = sorted((repo_root() / "config" / "crd" / "bases").glob("*.yaml"))
+    api = new_api_client(str(kubeconfig))
+    try:
+        crds = ResourceClient(RestClient(api, user_agent="tests/install-crds"), CRDS)
+        names = [
+            crds.create(yaml.safe_load(path.read_text()))["metadata"]["name"] for path in paths
+        ]
+        for name in names:
+            eventually(
+                functools.partial(_established, crds, name),
+                timeout=CRD_ESTABLISHED_TIMEOUT_SECONDS,
+                message=f"CRD {name} not Established",
+            )
+    finally:
+        close_api_client(api)
+
+
+def _established(crds: ResourceClient, name: str) -> bool:
+    conditions = crds.get(name).get("status", {}).get("conditions", [])
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)

@@ -1,0 +1,1 @@
+"""Generation of the Kernel CustomResourceDefinition (``generate.py``)."""
