@@ -55,6 +55,8 @@ class KernelMetrics(Protocol):
 
     def kernel_culled(self, namespace: str) -> None: ...
 
+    def kernel_ready(self, namespace: str, seconds: float) -> None: ...
+
 
 class NoKernelMetrics:
     def kernel_created(self, namespace: str) -> None:
@@ -64,6 +66,9 @@ class NoKernelMetrics:
         pass
 
     def kernel_culled(self, namespace: str) -> None:
+        pass
+
+    def kernel_ready(self, namespace: str, seconds: float) -> None:
         pass
 
 
@@ -136,8 +141,22 @@ class Applier:
             self._ensure_service(kernel, desired.service, observed.service)
 
         if not created_pod and not desired.delete_kernel:
-            self._write_status(kernel, status)
+            wrote = self._write_status(kernel, status)
+            if wrote and desired.became_ready_after is not None:
+                self._metrics.kernel_ready(namespace, desired.became_ready_after)
 
+        self._record_events(kernel, desired)
+
+        if desired.delete_kernel:
+            self._delete_kernel(kernel)
+            if any(e.reason == "Culled" for e in desired.events):
+                self._metrics.kernel_culled(namespace)
+        if terminal is not None:
+            raise terminal
+        return Result(requeue_after=desired.requeue_after)
+
+    def _record_events(self, kernel: Obj, desired: Desired) -> None:
+        name = meta(kernel).get("name", "")
         for warning in desired.pod_warnings:
             pod_name = (warning.get("involvedObject") or {}).get("name", name)
             if self._recorder.record(
@@ -151,14 +170,6 @@ class Applier:
             self._recorder.record(
                 kernel, type_=event.type, reason=event.reason, message=event.message
             )
-
-        if desired.delete_kernel:
-            self._delete_kernel(kernel)
-            if any(e.reason == "Culled" for e in desired.events):
-                self._metrics.kernel_culled(namespace)
-        if terminal is not None:
-            raise terminal
-        return Result(requeue_after=desired.requeue_after)
 
     # --------------------------------------------------------------- children
     def _create_pod(self, kernel: Obj, desired: Desired) -> bool:
@@ -220,10 +231,10 @@ class Applier:
                 ),
             )
 
-    def _write_status(self, kernel: Obj, status: dict[str, Any]) -> None:
+    def _write_status(self, kernel: Obj, status: dict[str, Any]) -> bool:
         patch = merge_patch(kernel.get("status") or {}, status)
         if not patch:
-            return
+            return False
         m = meta(kernel)
         self._write(
             "write status",
@@ -235,6 +246,7 @@ class Applier:
                 field_manager=FIELD_MANAGER,
             ),
         )
+        return True
 
     def _delete_kernel(self, kernel: Obj) -> None:
         m = meta(kernel)

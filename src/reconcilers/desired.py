@@ -71,6 +71,7 @@ class Desired:
     delete_kernel: bool = False
     requeue_after: float | None = None
     events: tuple[EventSpec, ...] = ()
+    became_ready_after: float | None = None  # seconds from creation, on the first Ready=True
     pod_warnings: tuple[Obj, ...] = ()  # to re-issue on the Kernel
 
 
@@ -253,6 +254,7 @@ def desired_state(
     return Desired(
         identity=identity,
         annotations=annotations,
+        became_ready_after=_became_ready_after(kernel, ready, now),
         pod=new_pod,
         secret=new_secret,
         service=desired_service,
@@ -292,6 +294,24 @@ def _transition_event(kernel: Obj, ready: Readiness) -> tuple[EventSpec, ...]:
         if cond.get("type") == "Ready" and cond.get("reason") == ready.reason:
             return ()  # already reported
     return (EventSpec("Warning", ready.reason, ready.message),)
+
+
+def _became_ready_after(kernel: Obj, ready: Readiness, now: datetime) -> float | None:
+    """Seconds from the Kernel's creation to now, when it turns Ready for the first time
+    (its stored status has never been ready: no readyReplicas and no running state)."""
+    if ready.status != "True":
+        return None
+    stored = kernel.get("status") or {}
+    if stored.get("readyReplicas") or (stored.get("containerState") or {}).get("running"):
+        return None
+    created = meta(kernel).get("creationTimestamp")
+    if not created:
+        return None
+    try:
+        when = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return max(0.0, (now - when).total_seconds())
 
 
 def _ttl_remaining(pod: Obj, container_name: str, ttl: float, now: datetime) -> float:
