@@ -40,6 +40,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report: pytest.TestReport = yield
+    setattr(item, f"rep_{report.when}", report)  # lets fixtures see how the test went
     if report.failed and _planes and item.get_closest_marker("cluster") is not None:
         report.sections.append(("control plane logs", _planes[0].diagnostics()))
     return report

@@ -55,6 +55,7 @@ from informers.store import (
     object_key,
     split_key,
 )
+from informers.throttle import QpsThrottle
 from informers.workqueue import (
     DelayingQueue,
     NoopQueueMetrics,
@@ -96,6 +97,7 @@ __all__ = [
     "NotFound",
     "Object",
     "ObjectKey",
+    "QpsThrottle",
     "QueueMetrics",
     "RateLimiter",
     "RateLimitingQueue",

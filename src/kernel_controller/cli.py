@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import enum
-import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -307,8 +306,9 @@ def main(
         return _fail(str(exc))
     except UsageError as exc:
         return _fail(f"{exc} (see {PROG} --help)")
-    sys.stdout.write(json.dumps(settings.as_log_dict(), separators=(",", ":")) + "\n")
-    return 0
+    from kernel_controller.manager import Manager  # noqa: PLC0415 - heavy imports after parsing
+
+    return Manager(settings, environ=os.environ if environ is None else environ).run()
 
 
 def _fail(message: str) -> int:

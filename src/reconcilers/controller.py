@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
+from opentelemetry import trace
+
 from informers import (
     Clock,
     DeletedFinalStateUnknown,
@@ -108,12 +110,16 @@ class KernelController:
         fresh: Callable[[], Fresh] = new_fresh,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         resync_period: float = 0.0,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self._clock = clock or RealClock()
         self._workers = workers
         self._observer = observer or NoReconcileObserver()
+        self._tracer = tracer or trace.get_tracer("kernel-controller")
+        # thread name -> monotonic start of the reconcile it runs (for stall detection)
+        self.in_flight: dict[str, float] = {}  # single-key writes/deletes, GIL-atomic
         self.expectations = Expectations()
         self.reissued = ReissueLog()
 
@@ -190,7 +196,6 @@ class KernelController:
         )
         self._register_handlers()
         self._threads: list[threading.Thread] = []
-        self.last_worker_activity: dict[str, float] = {}  # thread name -> clock; GIL-atomic
 
     @property
     def informers(self) -> list[MultiNamespaceInformer]:
@@ -280,29 +285,43 @@ class KernelController:
             self._threads.append(thread)
             thread.start()
 
-    def stop(self, *, drain_timeout: float = 10.0) -> bool:
-        """Stop taking work, finish reconciles in flight (bounded), stop and join everything.
+    def stop_workers(self, *, drain_timeout: float) -> bool:
+        """Stop taking work and wait (at most ``drain_timeout``) for reconciles in flight.
 
-        Returns False when in-flight reconciles did not finish within ``drain_timeout``.
+        With ``drain_timeout`` 0 the workers stop after their current reconcile, unwaited.
+        Returns False when reconciles were still running at the deadline.
         """
+        if drain_timeout <= 0:
+            self.queue.shut_down()
+            return not self.in_flight
         drained = self.queue.shut_down_with_drain(timeout=drain_timeout)
-        for informer in self.informers:
-            informer.stop()
         for thread in self._threads:
             thread.join(drain_timeout)
+        return drained
+
+    def stop(self, *, drain_timeout: float = 10.0) -> bool:
+        """Stop the workers (draining, bounded), then the informers; join everything."""
+        drained = self.stop_workers(drain_timeout=drain_timeout)
+        for informer in self.informers:
+            informer.stop()
         for informer in self.informers:
             informer.join()
+        for thread in self._threads:
+            thread.join(drain_timeout)
         return drained
 
     def threads_alive(self) -> bool:
         workers_ok = all(t.is_alive() for t in self._threads) or self.queue.shutting_down()
         return workers_ok and all(i.threads_alive() for i in self.informers)
 
+    def stalled_workers(self, threshold: float) -> list[str]:
+        """Workers whose current reconcile has run longer than ``threshold`` seconds."""
+        now = time.monotonic()
+        return [name for name, since in list(self.in_flight.items()) if now - since > threshold]
+
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:
-        name = threading.current_thread().name
         while True:
-            self.last_worker_activity[name] = self._clock.now()
             key, shutdown = self.queue.get()
             if shutdown or key is None:
                 return
@@ -315,28 +334,46 @@ class KernelController:
         rid = uuid.uuid4().hex[:12]
         key_token = context.kernel_key.set(key)
         rid_token = context.reconcile_id.set(rid)
+        namespace, _, name = key.partition("/")
+        thread = threading.current_thread().name
+        self.in_flight[thread] = time.monotonic()
         self._observer.reconcile_started()
         started = time.monotonic()
         result = "error"
-        try:
-            outcome = self.reconciler.reconcile(key)
-        except TransientError as err:
-            log.warning("reconcile failed, will retry: %s", err)
-            self.queue.add_rate_limited(key)
-        except TerminalError as err:
-            log.error("reconcile failed until the Kernel changes: %s", err)
-            self.queue.forget(key)
-        except Exception:
-            log.exception("reconcile crashed")
-            self.queue.add_rate_limited(key)
-        else:
-            self.queue.forget(key)
-            if outcome.requeue_after is not None:
-                self.queue.add_after(key, outcome.requeue_after)
-                result = "requeue_after"
+        with self._tracer.start_as_current_span(
+            "reconcile",
+            attributes={
+                "k8s.namespace.name": namespace,
+                "k8s.kernel.name": name,
+                "reconcile.id": rid,
+                "controller": CONTROLLER_NAME,
+            },
+        ) as span:
+            try:
+                outcome = self.reconciler.reconcile(key)
+            except TransientError as err:
+                log.warning("reconcile failed, will retry: %s", err)
+                self.queue.add_rate_limited(key)
+                span.set_status(trace.StatusCode.ERROR, str(err))
+            except TerminalError as err:
+                log.error("reconcile failed until the Kernel changes: %s", err)
+                self.queue.forget(key)
+                span.set_status(trace.StatusCode.ERROR, str(err))
+            except Exception as err:
+                log.exception("reconcile crashed")
+                self.queue.add_rate_limited(key)
+                span.set_status(trace.StatusCode.ERROR, type(err).__name__)
             else:
-                result = "success"
-        finally:
-            self._observer.reconcile_done(result=result, seconds=time.monotonic() - started)
-            context.reconcile_id.reset(rid_token)
-            context.kernel_key.reset(key_token)
+                self.queue.forget(key)
+                if outcome.requeue_after is not None:
+                    self.queue.add_after(key, outcome.requeue_after)
+                    result = "requeue_after"
+                else:
+                    result = "success"
+            finally:
+                span.set_attribute("reconcile.result", result)
+                self.in_flight.pop(thread, None)
+                self._observer.reconcile_done(result=result, seconds=time.monotonic() - started)
+                log.debug("reconciled", extra={"result": result})
+                context.reconcile_id.reset(rid_token)
+                context.kernel_key.reset(key_token)

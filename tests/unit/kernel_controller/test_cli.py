@@ -4,8 +4,6 @@ and one stderr line plus exit code 2 for every kind of bad value."""
 from __future__ import annotations
 
 import dataclasses
-import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -374,35 +372,6 @@ def test_value_with_newline_stays_on_one_line(
 
 
 # -- success and --help ------------------------------------------------------------------
-
-
-def test_main_prints_settings_as_one_json_line(
-    namespace_file: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    env = {"KERNEL_CONTROLLER_WORKERS": "8", "KERNEL_CONTROLLER_CONNECTION_KEY": "secret"}
-    assert main(["--namespaces", "a,b"], env, namespace_file=namespace_file) == 0
-    out, err = capsys.readouterr()
-    assert err == ""
-    assert out.count("\n") == 1
-    printed = json.loads(out)
-    assert (
-        printed == parse(["--namespaces", "a,b"], env, namespace_file=namespace_file).as_log_dict()
-    )
-    assert (printed["workers"], printed["connection_key"], printed["namespaces"]) == (
-        8,
-        "secret",
-        ["a", "b"],
-    )
-
-
-def test_main_defaults_to_sys_argv_and_os_environ(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], namespace_file: Path
-) -> None:
-    monkeypatch.setattr(sys, "argv", ["kernel-controller", "--workers", "5"])
-    monkeypatch.setenv("KERNEL_CONTROLLER_BURST", "7")
-    assert main(namespace_file=namespace_file) == 0
-    printed = json.loads(capsys.readouterr().out)
-    assert (printed["workers"], printed["burst"]) == (5, 7)
 
 
 def test_help_mentions_every_flag_and_exits_0(
