@@ -7,8 +7,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
-from controllerprocess import ControllerProcess
+from kubernetes.client import ApiClient, CoordinationV1Api
+
+from controllerprocess import ControllerProcess, wait_exit
 from eventually import eventually
 from kerneltest import Clients, kernel_body
 
@@ -112,3 +115,24 @@ def test_only_the_leader_reconciles_and_failover_is_fast(
         eventually(lambda: clients.get(clients.pods, "f3"), timeout=10, message="c not working")
     assert watch.violations == []
     assert clients.pods.get("f1")["metadata"]["uid"] == pod1["metadata"]["uid"]
+
+
+def test_losing_the_lease_stops_reconciling_and_exits_non_zero(
+    spawn: Callable[..., ControllerProcess], clients: Clients, api_client: ApiClient
+) -> None:
+    proc = spawn(*leader_args(clients.namespace))
+    proc.wait_ready()
+    eventually(lambda: is_leader(proc), timeout=30, message="never became leader")
+
+    # Someone else takes the Lease over (as a partitioned replica would find on return).
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    CoordinationV1Api(api_client).patch_namespaced_lease(
+        LEASE_ID,
+        clients.namespace,
+        {"spec": {"holderIdentity": "thief", "renewTime": now, "leaseDurationSeconds": 60}},
+    )
+    taken_at = time.monotonic()
+
+    assert wait_exit(proc, timeout=RENEW + 5) == 1
+    assert time.monotonic() - taken_at <= RENEW + 1
+    assert "lost the leader lease" in proc.output()
