@@ -8,7 +8,6 @@ control plane on first use, with the CRDs of ``config/crd/bases`` installed. Set
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import threading
@@ -17,16 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client, config
 
-from eventually import eventually
-from informers import Resource, ResourceClient, RestClient, close_api_client, new_api_client
+import localcluster
 from localcluster import ControlPlane, default_bin_dir
 
 THREAD_LEAK_GRACE_SECONDS = 5.0
-CRD_ESTABLISHED_TIMEOUT_SECONDS = 60.0
-CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
 
 _planes: list[ControlPlane] = []
 
@@ -110,28 +105,7 @@ def repo_root() -> Path:
 
 
 def install_crds(kubeconfig: Path) -> None:
-    """Create every CRD in ``config/crd/bases`` and wait until each is Established.
-
-    Runs before kube-controller-manager starts, so that its garbage collector (and namespace
-    controller) know the custom resources from their first discovery.
-    """
+    """Apply every CRD in ``config/crd/bases`` and wait until each is Established (before
+    kube-controller-manager starts, so its garbage collector knows them at once)."""
     paths = sorted((repo_root() / "config" / "crd" / "bases").glob("*.yaml"))
-    api = new_api_client(str(kubeconfig))
-    try:
-        crds = ResourceClient(RestClient(api, user_agent="tests/install-crds"), CRDS)
-        names = [
-            crds.create(yaml.safe_load(path.read_text()))["metadata"]["name"] for path in paths
-        ]
-        for name in names:
-            eventually(
-                functools.partial(_established, crds, name),
-                timeout=CRD_ESTABLISHED_TIMEOUT_SECONDS,
-                message=f"CRD {name} not Established",
-            )
-    finally:
-        close_api_client(api)
-
-
-def _established(crds: ResourceClient, name: str) -> bool:
-    conditions = crds.get(name).get("status", {}).get("conditions", [])
-    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+    localcluster.install_crds(kubeconfig, paths)

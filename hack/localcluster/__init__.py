@@ -9,6 +9,7 @@ from localcluster.controlplane import (
     ControlPlaneError,
     default_bin_dir,
 )
+from localcluster.crds import install_crds
 
 __all__ = [
     "APISERVER",
@@ -17,4 +18,5 @@ __all__ = [
     "ControlPlane",
     "ControlPlaneError",
     "default_bin_dir",
+    "install_crds",
 ]

@@ -12,8 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from localcluster.controlplane import ControlPlane, ControlPlaneError, default_bin_dir
+from localcluster.crds import install_crds
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / ".cluster"
+
+
+CRD_DIR = Path(__file__).resolve().parents[2] / "config" / "crd" / "bases"
 
 
 def up(work_dir: Path) -> int:
@@ -24,8 +28,10 @@ def up(work_dir: Path) -> int:
         if plane is not None:
             plane.stop()  # half-dead leftovers of an earlier run
         plane = ControlPlane(bin_dir=default_bin_dir(), work_dir=work_dir)
+        crds = sorted(CRD_DIR.glob("*.yaml"))
         try:
-            plane.start()
+            # CRDs first, so the garbage collector knows Kernels from its first discovery.
+            plane.start(before_controller_manager=lambda: install_crds(plane.kubeconfig_path, crds))
         except ControlPlaneError as err:
             print(f"control plane failed to start: {err}", file=sys.stderr)
             return 1

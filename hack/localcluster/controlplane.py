@@ -78,7 +78,7 @@ class ControlPlane:
         }
 
     # ----------------------------------------------------------------- lifecycle
-    def start(self, *, before_controller_manager: Callable[[], None] | None = None) -> None:
+    def start(self, *, before_controller_manager: Callable[[], object] | None = None) -> None:
         """Start all components and wait until each is ready.
 
         ``before_controller_manager`` runs once the API server is ready (e.g. to install CRDs,
