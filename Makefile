@@ -10,8 +10,10 @@ VENV_PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 CLUSTER_DIR := .cluster
 LOCALCLUSTER := PYTHONPATH=hack $(VENV_PY) -m localcluster
+NODE_DIR := .localnode
+LOCALNODE_DAEMON := PYTHONPATH=src:hack $(VENV_PY) -m localnode.daemon
 
-.PHONY: help venv controlplane cluster-up cluster-down cluster-status run crd lint typecheck test test-unit bench-informer clean
+.PHONY: help venv controlplane cluster-up cluster-down cluster-status node-up node-down run down crd kernel-launch-config image manifests lint typecheck test test-unit bench-informer bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -37,19 +39,38 @@ cluster-down: venv ## stop the local control plane started by cluster-up
 cluster-status: venv ## is the local control plane running?
 	@$(LOCALCLUSTER) status --dir $(CLUSTER_DIR)
 
-run: cluster-up ## run the controller (on the local control plane when no cluster is configured)
-	@echo "kernel-controller: the controller is not built yet; the local control plane is up (see above)."
+node-up: cluster-up ## run kernel Pods as local processes: a local node in the background (reused if running)
+	@$(LOCALNODE_DAEMON) up --dir $(NODE_DIR) --kubeconfig $(CLUSTER_DIR)/kubeconfig
+
+node-down: venv ## stop the local node started by node-up (the Node object stays)
+	@$(LOCALNODE_DAEMON) down --dir $(NODE_DIR)
+
+run: venv ## run the controller: against $$KUBECONFIG if set, else locally with a sample kernel
+	@hack/run.sh
+
+down: venv ## stop what `make run` started locally: controller, local node, control plane
+	@hack/run.sh --down
 
 crd: venv controlplane ## regenerate config/crd/bases/ from the API server's OpenAPI (temporary control plane)
 	$(VENV_PY) hack/crd/generate.py
 
+kernel-launch-config: ## copy kernel_launch/ scripts into config/kernel-launch/ (kustomize reads them there)
+	hack/sync-kernel-launch.sh
+
+IMAGE ?= kernel-controller:latest
+image: ## build the controller image (IMAGE=kernel-controller:latest)
+	docker build -t $(IMAGE) .
+
+manifests: venv ## print everything config/default installs (kubectl kustomize config/default)
+	$(VENV)/bin/kubectl kustomize config/default
+
 lint: venv ## ruff, formatting and the layering contracts
-	$(VENV)/bin/ruff check src hack tests
-	$(VENV)/bin/ruff format --check src hack tests
+	$(VENV)/bin/ruff check src hack tests kernel_launch
+	$(VENV)/bin/ruff format --check src hack tests kernel_launch
 	$(VENV)/bin/lint-imports
 
 typecheck: venv ## mypy --strict
-	$(VENV)/bin/mypy src hack/localcluster hack/crd bench
+	$(VENV)/bin/mypy src hack/localcluster hack/crd hack/localnode hack/kernel_connect.py bench kernel_launch
 
 test-unit: venv ## unit tests only (no cluster)
 	$(VENV)/bin/pytest tests/unit
@@ -59,6 +80,9 @@ test: lint typecheck controlplane ## lint, type-check and run every test (starts
 
 bench-informer: venv controlplane ## informer benchmark: sync time and memory per object (10,000 Pods)
 	$(VENV_PY) bench/informer_bench.py
+
+bench: venv controlplane ## controller benchmark: 1,000-Kernel burst vs baseline, API cost, memory at 10,000
+	PYTHONPATH=src:hack $(VENV_PY) bench/controller_bench.py
 
 clean: ## remove the venv and caches (not the control plane binaries)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -16,9 +16,10 @@ import base64
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.connect import KernelConnectionInfo
 
 from informers import Resource, ResourceClient, RestClient, close_api_client, new_api_client
 
@@ -43,7 +44,7 @@ def connection_info(kernel: dict[str, Any], *, host: str, key: str | None) -> di
 def run_code(info: dict[str, Any], code: str, *, timeout: float) -> str:
     """Execute ``code`` on the kernel and return its text result."""
     client = BlockingKernelClient()
-    client.load_connection_info(info)
+    client.load_connection_info(cast(KernelConnectionInfo, info))
     client.start_channels()
     try:
         client.wait_for_ready(timeout=timeout)
