@@ -6,8 +6,8 @@ from the cache, in an order that never loses a decision:
 2. the Secret (secret-key mode) and the Pod, only when the Pod is missing from the cache and
    no creation is still expected (see :mod:`reconcilers.expectations`);
 3. the Service: created when missing, else a merge patch of the fields we own when they drifted;
-4. the status through the status subresource, only when it differs (skipped in the pass that
-   created the Pod: the Pod's own event brings the next pass);
+4. the status through the status subresource, only when it differs (skipped while a Pod we
+   created is not in the cache yet: the Pod's own event brings the next pass);
 5. Events; 6. deleting the Kernel when it is culled or its failure TTL ran out.
 
 Every write uses the field manager ``kernel-controller``. Runs on worker threads.
@@ -16,9 +16,13 @@ Every write uses the field manager ``kernel-controller``. Runs on worker threads
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from cachetools import TTLCache
 
 from informers import (
     ApiError,
@@ -43,6 +47,7 @@ from reconcilers.status import merge_patch
 log = logging.getLogger(__name__)
 
 POD, SERVICE = "pod", "service"
+WRITTEN_STATUS_TTL_SECONDS = 30.0
 TRANSIENT = (ConnectionFailed, ServerError, TooManyRequests, Conflict)
 
 
@@ -99,6 +104,12 @@ class Applier:
         self._expectations = expectations
         self._metrics = metrics or NoKernelMetrics()
         self._on_reissued = on_reissued
+        # Read-your-writes: the last status written per Kernel and the resourceVersion it
+        # produced, so a pass that runs before the informer shows our write does not repeat it.
+        self._written_lock = threading.Lock()
+        self._written_status: TTLCache[str, tuple[object, dict[str, Any]]] = TTLCache(
+            maxsize=100_000, ttl=WRITTEN_STATUS_TTL_SECONDS, timer=time.monotonic
+        )  # guarded by _written_lock
 
     def apply(self, kernel: Obj, desired: Desired, observed: Observed) -> Result:
         m = meta(kernel)
@@ -122,7 +133,10 @@ class Applier:
             )
 
         created_pod = False
-        if desired.pod is not None and not self._expectations.pending(POD, key):
+        # A Pod we created but do not see yet: its informer event brings the next pass, and
+        # the status it shows then; writing "no Pod" meanwhile would be a wasted write.
+        awaiting_pod = desired.pod is not None and self._expectations.pending(POD, key)
+        if desired.pod is not None and not awaiting_pod:
             try:
                 created_pod = self._create_pod(kernel, desired)
             except (Invalid, BadRequest, Forbidden) as err:
@@ -140,7 +154,7 @@ class Applier:
         if desired.service is not None and not self._expectations.pending(SERVICE, key):
             self._ensure_service(kernel, desired.service, observed.service)
 
-        if not created_pod and not desired.delete_kernel:
+        if not created_pod and not awaiting_pod and not desired.delete_kernel:
             wrote = self._write_status(kernel, status)
             if wrote and desired.became_ready_after is not None:
                 self._metrics.kernel_ready(namespace, desired.became_ready_after)
@@ -159,13 +173,13 @@ class Applier:
         name = meta(kernel).get("name", "")
         for warning in desired.pod_warnings:
             pod_name = (warning.get("involvedObject") or {}).get("name", name)
-            if self._recorder.record(
+            self._recorder.record(
                 kernel,
                 type_="Warning",
                 reason=str(warning.get("reason") or "PodWarning"),
                 message=f"Reissued from pod/{pod_name}: {warning.get('message', '')}",
-            ):
-                self._on_reissued(warning)
+            )
+            self._on_reissued(warning)
         for event in desired.events:
             self._recorder.record(
                 kernel, type_=event.type, reason=event.reason, message=event.message
@@ -236,16 +250,27 @@ class Applier:
         if not patch:
             return False
         m = meta(kernel)
-        self._write(
-            "write status",
-            lambda: self._c.kernels.patch(
-                m.get("name", ""),
-                {"status": patch},
-                namespace=m.get("namespace", ""),
-                subresource="status",
-                field_manager=FIELD_MANAGER,
-            ),
-        )
+        key = str(object_key(kernel))
+        with self._written_lock:
+            written = self._written_status.get(key)
+        if written is not None and written[1] == status and written[0] != m.get("resourceVersion"):
+            return False  # we wrote exactly this; the cache has not caught up with it yet
+        result: dict[str, Any] = {}
+
+        def write() -> None:
+            result.update(
+                self._c.kernels.patch(
+                    m.get("name", ""),
+                    {"status": patch},
+                    namespace=m.get("namespace", ""),
+                    subresource="status",
+                    field_manager=FIELD_MANAGER,
+                )
+            )
+
+        self._write("write status", write)
+        with self._written_lock:
+            self._written_status[key] = (meta(result).get("resourceVersion"), status)
         return True
 
     def _delete_kernel(self, kernel: Obj) -> None:

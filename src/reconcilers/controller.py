@@ -171,6 +171,7 @@ class KernelController:
             rate_limiter=default_controller_rate_limiter(self._clock),
             metrics=queue_metrics,
         )
+        self.recorder = EventRecorder(ResourceClient(rest, EVENTS), instance=instance)
         applier = Applier(
             clients=Clients(
                 kernels=ResourceClient(rest, KERNELS),
@@ -178,7 +179,7 @@ class KernelController:
                 services=ResourceClient(rest, SERVICES),
                 secrets=ResourceClient(rest, SECRETS),
             ),
-            recorder=EventRecorder(ResourceClient(rest, EVENTS), instance=instance),
+            recorder=self.recorder,
             expectations=self.expectations,
             metrics=kernel_metrics,
             on_reissued=self.reissued.mark,
@@ -263,7 +264,8 @@ class KernelController:
 
     # --------------------------------------------------------------- lifecycle
     def start(self) -> None:
-        """Start the informers (returns at once)."""
+        """Start the informers and the event recorder (returns at once)."""
+        self.recorder.start()
         for informer in self.informers:
             informer.start()
 
@@ -302,6 +304,7 @@ class KernelController:
     def stop(self, *, drain_timeout: float = 10.0) -> bool:
         """Stop the workers (draining, bounded), then the informers; join everything."""
         drained = self.stop_workers(drain_timeout=drain_timeout)
+        self.recorder.stop()
         for informer in self.informers:
             informer.stop()
         for informer in self.informers:

@@ -113,8 +113,13 @@ def test_new_kernel_gets_annotations_pod_and_service(
     assert kernel["status"]["readyReplicas"] == 0
     assert kernel["status"]["kernelID"] == kernel_id
     assert kernel["status"]["observedGeneration"] == kernel["metadata"]["generation"]
-    reasons = {e["reason"] for e in clients.kernel_events("k1")}
-    assert {"PodCreated", "ServiceCreated"} <= reasons
+    eventually(
+        lambda: (
+            {"PodCreated", "ServiceCreated"} <= {e["reason"] for e in clients.kernel_events("k1")}
+        ),
+        timeout=10,
+        message="no PodCreated/ServiceCreated events",
+    )
 
 
 def test_deleted_pod_is_recreated_with_the_same_identity(
@@ -257,7 +262,11 @@ def test_succeeded_pod_culls_the_kernel_and_gc_removes_children(
         interval=0.5,
         message="children not garbage-collected",
     )
-    assert "Culled" in {e["reason"] for e in clients.kernel_events("k5")}
+    eventually(
+        lambda: "Culled" in {e["reason"] for e in clients.kernel_events("k5")},
+        timeout=10,
+        message="no Culled event",
+    )
 
 
 def test_failed_pod_marks_kernel_failed_then_deletes_after_ttl(
@@ -288,8 +297,14 @@ def test_failed_pod_marks_kernel_failed_then_deletes_after_ttl(
     )
     kernel = wait_ready_reason(clients, "k6", "KernelFailed")
     assert "exit code 3" in ready_condition(kernel)["message"]
-    warnings = [e for e in clients.kernel_events("k6") if e["type"] == "Warning"]
-    assert [e["reason"] for e in warnings] == ["KernelFailed"]
+    eventually(
+        lambda: (
+            [e["reason"] for e in clients.kernel_events("k6") if e["type"] == "Warning"]
+            == ["KernelFailed"]
+        ),
+        timeout=10,
+        message="not exactly one KernelFailed warning",
+    )
     eventually(
         lambda: clients.get(clients.kernels, "k6") is None,
         timeout=30,
@@ -422,6 +437,7 @@ def test_api_budget_of_a_new_kernel(
     )
     wait_ready_reason(clients, "b1", "KernelReady")
 
+    eventually(lambda: requests.count("create:events") >= 2, timeout=10, message="no events")
     writes = requests.writes()
     events = writes.pop("create:events", 0)
     assert writes.pop("patch:kernels") == 1  # the identity annotations
