@@ -43,11 +43,20 @@ class AddressPool:
         self._next = self._first  # guarded by _lock; where the next search starts
 
     def allocate(self) -> str:
-        """A free address, now held; raises :class:`PoolExhausted`."""
+        """A free address, now held; raises :class:`PoolExhausted`.
+
+        Addresses on which some process of this machine already listens (another local node's
+        kernel, say) are skipped, so two nodes on one machine do not hand out the same one.
+        """
+        busy = listening_addresses()
         with self._lock:
             candidate = self._next
             for _ in range(self._last - self._first + 1):
-                if self._usable(candidate) and candidate not in self._held:
+                if (
+                    self._usable(candidate)
+                    and candidate not in self._held
+                    and candidate not in busy
+                ):
                     self._held.add(candidate)
                     self._next = self._advance(candidate)
                     return str(IPv4Address(candidate))
@@ -85,6 +94,22 @@ class AddressPool:
     @staticmethod
     def _usable(number: int) -> bool:
         return number & 0xFF not in (0, 255)
+
+
+def listening_addresses(table: str = "/proc/net/tcp") -> set[int]:
+    """The IPv4 addresses with a listening TCP socket on this machine (from ``/proc``)."""
+    found: set[int] = set()
+    try:
+        with open(table) as lines:
+            next(lines, None)
+            for line in lines:
+                fields = line.split()
+                if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
+                    hex_address = fields[1].split(":")[0]
+                    found.add(int.from_bytes(bytes.fromhex(hex_address), "little"))
+    except OSError:
+        return found
+    return found
 
 
 def _parse(address: str) -> int | None:

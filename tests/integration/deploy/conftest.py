@@ -1,0 +1,91 @@
+"""Fixtures of the deployment tests: controller processes with any kubeconfig, the RBAC of
+``config/rbac`` installed for one test (prefixed names, so tests never share a ClusterRole)
+and a kubeconfig acting as its ServiceAccount."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from controllerprocess import ControllerProcess
+from deploytest import (
+    CONFIG,
+    Doc,
+    apply,
+    delete_cluster_scoped,
+    find,
+    render,
+    service_account_kubeconfig,
+    write_kustomization,
+)
+from informers import RestClient
+from kerneltest import Clients
+
+Mutate = Callable[[list[Doc]], list[Doc]]
+
+
+@pytest.fixture
+def clients(api_client: client.ApiClient, namespace: str) -> Clients:
+    return Clients(RestClient(api_client), namespace)
+
+
+@pytest.fixture
+def spawn(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., ControllerProcess]]:
+    """``spawn(kubeconfig, *args)`` starts a controller process; all are killed afterwards,
+    and their output is attached to the report of a failed test."""
+    procs: list[ControllerProcess] = []
+
+    def start(kubeconfig: str, *args: str) -> ControllerProcess:
+        proc = ControllerProcess(
+            kubeconfig=kubeconfig,
+            args=list(args),
+            log_path=tmp_path / f"controller-{len(procs)}.log",
+        )
+        procs.append(proc)
+        return proc
+
+    yield start
+    failed = getattr(request.node, "rep_call", None)
+    for n, proc in enumerate(procs):
+        proc.close()
+        if failed is not None and failed.failed:
+            print(f"--- controller {n} output:\n{proc.output()[-6000:]}")  # noqa: T201
+
+
+@pytest.fixture
+def install_rbac(
+    api_client: client.ApiClient, kubeconfig: str, tmp_path: Path
+) -> Iterator[Callable[..., str]]:
+    """``install_rbac(namespace, mutate=None)``: apply ``config/rbac`` rendered into
+    ``namespace`` (names prefixed with it), optionally changed by ``mutate``; return the path
+    of a kubeconfig acting as its ServiceAccount. Cluster-scoped objects are deleted after."""
+    installed: list[Doc] = []
+
+    def install(namespace: str, mutate: Mutate | None = None) -> str:
+        where = write_kustomization(
+            tmp_path / f"rbac-{len(installed)}",
+            resources=[CONFIG / "rbac"],
+            namespace=namespace,
+            name_prefix=f"{namespace}-",
+        )
+        docs = render(where)
+        if mutate is not None:
+            docs = mutate(docs)
+        installed.extend(docs)
+        apply(docs, kubeconfig=kubeconfig)
+        account = find(docs, "ServiceAccount")["metadata"]["name"]
+        return service_account_kubeconfig(
+            api_client,
+            admin_kubeconfig=kubeconfig,
+            namespace=namespace,
+            service_account=account,
+            path=tmp_path / f"{account}.kubeconfig",
+        )
+
+    yield install
+    delete_cluster_scoped(installed, kubeconfig=kubeconfig)

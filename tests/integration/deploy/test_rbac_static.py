@@ -1,0 +1,276 @@
+"""Least privilege, statically: every (API group, resource, verb) the controller can call is
+derived from its source, and the RBAC it is installed with grants exactly that set.
+
+How calls are found (``ast``, no execution of the controller):
+- ``src/reconcilers/controller.py`` creates every ``ResourceClient``: the ones handed to a
+  ``SharedInformer`` as its ``lister_watcher`` are listed and watched; the ones given to
+  ``Clients(...)`` and ``EventRecorder(...)`` are written through the methods that
+  ``apply.py`` (``self._c.<kind>.<method>(...)``, ``subresource=`` included) and ``events.py``
+  (``self._events.<method>(...)``) call on them;
+- ``src/leader/lease.py`` sends ``self._call("<HTTP method>", name=...)`` to ``API_PATH``.
+Anything outside those patterns (another ``ResourceClient``, a client passed on elsewhere)
+fails the test, so a new kind of call cannot slip past it.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+from deploytest import CONFIG, REPO, Doc, Rule, render, rules_of, write_kustomization
+
+SRC = REPO / "src"
+CLIENT_METHODS = {"list", "watch", "get", "create", "update", "patch", "delete"}
+# (HTTP method, names an object) -> RBAC verb
+HTTP_VERBS = {
+    ("GET", True): "get",
+    ("GET", False): "list",
+    ("POST", False): "create",
+    ("PUT", True): "update",
+    ("PATCH", True): "patch",
+    ("DELETE", True): "delete",
+}
+
+
+def parse(relative: str) -> ast.Module:
+    return ast.parse((SRC / relative).read_text(), filename=relative)
+
+
+def calls(tree: ast.AST) -> list[ast.Call]:
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+
+
+def name_of(func: ast.expr) -> str:
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return ""
+
+
+def resource_clients(tree: ast.AST) -> list[ast.Call]:
+    return [c for c in calls(tree) if name_of(c.func) == "ResourceClient"]
+
+
+def resource_of(client_call: ast.Call) -> tuple[str, str]:
+    """(group, plural) of ``ResourceClient(rest, CONSTANT, ...)``, from the live constant."""
+    constant = client_call.args[1]
+    assert isinstance(constant, ast.Name), ast.unparse(client_call)
+    resource = getattr(importlib.import_module("reconcilers.controller"), constant.id)
+    return resource.group, resource.plural
+
+
+def is_self_attribute(node: ast.AST, owner: str) -> bool:
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == owner
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+    )
+
+
+def attribute_calls(tree: ast.AST, *, owner: str) -> list[tuple[str, str, ast.Call]]:
+    """``(attribute, method, call)`` for every ``self.<owner>.<attribute>.<method>(...)``, or
+    ``("", method, call)`` for ``self.<owner>.<method>(...)``; fails on any other use of
+    ``self.<owner>`` (passed on, stored elsewhere: calls this test could not see)."""
+    parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    found: list[tuple[str, str, ast.Call]] = []
+    for node in ast.walk(tree):
+        if not is_self_attribute(node, owner):
+            continue
+        assert isinstance(node, ast.Attribute)
+        if isinstance(node.ctx, ast.Store):
+            continue  # the assignment in __init__
+        first = parents.get(id(node))
+        second = parents.get(id(first)) if first is not None else None
+        third = parents.get(id(second)) if second is not None else None
+        if (
+            isinstance(first, ast.Attribute)
+            and isinstance(second, ast.Call)
+            and second.func is first
+        ):
+            found.append(("", first.attr, second))
+        elif (
+            isinstance(first, ast.Attribute)
+            and isinstance(second, ast.Attribute)
+            and isinstance(third, ast.Call)
+            and third.func is second
+        ):
+            found.append((first.attr, second.attr, third))
+        else:
+            raise AssertionError(f"self.{owner} used other than by a method call: {first}")
+    return found
+
+
+def keyword(call: ast.Call, name: str) -> ast.expr | None:
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+ClientFields = dict[str, tuple[str, str]]  # Clients field -> (group, plural)
+
+
+def controller_clients() -> tuple[ClientFields, tuple[str, str], set[Rule]]:
+    """From ``controller.py``: the applier's clients by field, the event recorder's resource,
+    and list/watch on every resource an informer is made for."""
+    for path in sorted(SRC.rglob("*.py")):  # no ResourceClient is made anywhere else
+        relative = str(path.relative_to(SRC))
+        if relative.startswith("informers/") or relative == "reconcilers/controller.py":
+            continue
+        assert not resource_clients(parse(relative)), f"{relative} creates a ResourceClient"
+    controller = parse("reconcilers/controller.py")
+    module = importlib.import_module("reconcilers.controller")
+    accounted: set[int] = set()
+    fields: ClientFields = {}
+    recorder: tuple[str, str] | None = None
+    informer_factories = 0
+    for call in calls(controller):
+        if name_of(call.func) == "SharedInformer":
+            lister = keyword(call, "lister_watcher")
+            assert isinstance(lister, ast.Call) and name_of(lister.func) == "ResourceClient"
+            accounted.add(id(lister))
+            informer_factories += 1
+        elif name_of(call.func) == "Clients":
+            for kw in call.keywords:
+                assert isinstance(kw.value, ast.Call) and name_of(kw.value.func) == "ResourceClient"
+                assert kw.arg is not None
+                fields[kw.arg] = resource_of(kw.value)
+                accounted.add(id(kw.value))
+        elif name_of(call.func) == "EventRecorder":
+            (events_client,) = call.args
+            assert isinstance(events_client, ast.Call)
+            recorder = resource_of(events_client)
+            accounted.add(id(events_client))
+    assert informer_factories == 1, "one informer factory, called per resource"
+    assert fields and recorder is not None
+    unknown = [ast.unparse(c) for c in resource_clients(controller) if id(c) not in accounted]
+    assert not unknown, f"ResourceClients the derivation does not follow: {unknown}"
+
+    # The factory is called once per watched resource; a SharedInformer's reflector lists
+    # and watches.
+    watched: set[Rule] = set()
+    for call in calls(controller):
+        if name_of(call.func) == "informer" and call.args:
+            constant = call.args[0]
+            assert isinstance(constant, ast.Name)
+            resource = getattr(module, constant.id)
+            watched |= {(resource.group, resource.plural, v) for v in ("list", "watch")}
+    return fields, recorder, watched
+
+
+def lease_rules() -> set[Rule]:
+    """What ``LeaseLock`` sends: ``self._call("<HTTP method>", name=...)`` to ``API_PATH``."""
+    lease = parse("leader/lease.py")
+    api_path = next(
+        n.value.value
+        for n in lease.body
+        if isinstance(n, ast.Assign)
+        and name_of(n.targets[0]) == "API_PATH"
+        and isinstance(n.value, ast.Constant)
+    )
+    parts = api_path.strip("/").split("/")  # apis/<group>/<version>/namespaces/{ns}/<plural>
+    assert parts[0] == "apis" and parts[3] == "namespaces", api_path
+    call_api = [c for c in calls(lease) if name_of(c.func) == "call_api"]
+    assert len(call_api) == 1, "one place sends requests: LeaseLock._call"
+    rules: set[Rule] = set()
+    for call in calls(lease):
+        if is_self_attribute(call.func, "_call"):
+            http = call.args[0]
+            assert isinstance(http, ast.Constant), ast.unparse(call)
+            named = keyword(call, "name")
+            has_name = not (isinstance(named, ast.Constant) and named.value is None)
+            rules.add((parts[1], parts[-1], HTTP_VERBS[(http.value, has_name)]))
+    return rules
+
+
+def derived_rules() -> set[Rule]:
+    """Every (group, resource, verb) the controller's code can send."""
+    fields, recorder, rules = controller_clients()
+    for field, method, call in attribute_calls(parse("reconcilers/apply.py"), owner="_c"):
+        assert method in CLIENT_METHODS, ast.unparse(call)
+        group, plural = fields[field]
+        sub = keyword(call, "subresource")
+        if sub is not None:
+            assert isinstance(sub, ast.Constant) and isinstance(sub.value, str)
+            plural = f"{plural}/{sub.value}"
+        rules.add((group, plural, method))
+    for field, method, call in attribute_calls(parse("reconcilers/events.py"), owner="_events"):
+        assert field == "" and method in CLIENT_METHODS, ast.unparse(call)
+        rules.add((*recorder, method))
+    return rules | lease_rules()
+
+
+EXPECTED: set[Rule] = {
+    ("jupyter.org", "kernels", "list"),
+    ("jupyter.org", "kernels", "watch"),
+    ("jupyter.org", "kernels", "patch"),
+    ("jupyter.org", "kernels", "delete"),
+    ("jupyter.org", "kernels/status", "patch"),
+    ("", "pods", "list"),
+    ("", "pods", "watch"),
+    ("", "pods", "create"),
+    ("", "services", "list"),
+    ("", "services", "watch"),
+    ("", "services", "create"),
+    ("", "services", "patch"),
+    ("", "secrets", "create"),
+    ("", "events", "list"),
+    ("", "events", "watch"),
+    ("", "events", "create"),
+    ("coordination.k8s.io", "leases", "get"),
+    ("coordination.k8s.io", "leases", "create"),
+    ("coordination.k8s.io", "leases", "patch"),
+}
+
+
+def controller_roles(docs: list[Doc]) -> list[Doc]:
+    """The roles bound to the controller's ServiceAccount."""
+    bound = {
+        (b["roleRef"]["kind"], b["roleRef"]["name"])
+        for b in docs
+        if b["kind"] in ("RoleBinding", "ClusterRoleBinding")
+    }
+    return [d for d in docs if (d["kind"], d["metadata"]["name"]) in bound]
+
+
+def table(rules: set[Rule]) -> str:
+    return "\n".join(f"  {g or 'core'} {r} {v}" for g, r, v in sorted(rules))
+
+
+def test_the_derivation_finds_what_the_code_calls() -> None:
+    derived = derived_rules()
+    assert derived == EXPECTED, f"derived from src/:\n{table(derived)}"
+
+
+def test_config_rbac_grants_exactly_what_the_code_calls() -> None:
+    docs = render(CONFIG / "rbac")
+    roles = controller_roles(docs)
+    assert sorted((r["kind"], r["metadata"]["name"]) for r in roles) == [
+        ("ClusterRole", "kernel-controller"),
+        ("Role", "kernel-controller-leader-election"),
+    ]
+    granted = rules_of(roles)
+    derived = derived_rules()
+    assert granted == derived, (
+        f"granted but never called:\n{table(granted - derived)}\n"
+        f"called but not granted:\n{table(derived - granted)}"
+    )
+    leases = {r for r in derived if r[1] == "leases"}
+    leader_role = next(r for r in roles if r["kind"] == "Role")
+    assert rules_of([leader_role]) == leases  # the Lease only in the controller's namespace
+
+
+def test_the_namespaced_overlay_grants_exactly_what_the_code_calls(tmp_path: Path) -> None:
+    where = write_kustomization(
+        tmp_path / "ns", resources=[CONFIG / "overlays" / "namespaced"], namespace="team-a"
+    )
+    docs = render(where)
+    roles = controller_roles(docs)
+    assert {r["kind"] for r in roles} == {"Role"}
+    assert rules_of(roles) == derived_rules()
+
+
+def test_user_roles_are_not_bound_to_the_controller() -> None:
+    docs = render(CONFIG / "rbac")
+    names = {r["metadata"]["name"] for r in controller_roles(docs)}
+    assert not names & {"kernel-editor", "kernel-viewer"}
