@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
         work / "controller.log",
     )
-    api = new_api_client(kubeconfig)
+    api = new_api_client(kubeconfig, pool_size=64)  # 16 creators + watches: no discarded conns
     rest = RestClient(api)
     results: dict[str, Any] = {"kernels": args.kernels, "workers": WORKERS, "runs": []}
     try:

@@ -33,9 +33,19 @@ def load_configuration(kubeconfig: str | None = None, *, context: str | None = N
     return configuration
 
 
-def new_api_client(kubeconfig: str | None = None, *, context: str | None = None) -> ApiClient:
-    """An ``ApiClient`` (connection pool + credentials) for the chosen cluster."""
-    return ApiClient(configuration=load_configuration(kubeconfig, context=context))
+def new_api_client(
+    kubeconfig: str | None = None, *, context: str | None = None, pool_size: int | None = None
+) -> ApiClient:
+    """An ``ApiClient`` (connection pool + credentials) for the chosen cluster.
+
+    ``pool_size`` is the most connections kept open to the API server; give at least the
+    number of threads that make requests at once (every open watch holds one), or urllib3
+    discards connections and each request pays a new TLS handshake.
+    """
+    configuration = load_configuration(kubeconfig, context=context)
+    if pool_size is not None:
+        configuration.connection_pool_maxsize = pool_size
+    return ApiClient(configuration=configuration)
 
 
 def close_api_client(api_client: ApiClient) -> None:

@@ -113,7 +113,10 @@ class Manager:
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
         try:
-            api = new_api_client(s.kubeconfig)
+            # workers + event recorder + one watch per informer and namespace + a few spare
+            api = new_api_client(
+                s.kubeconfig, pool_size=s.workers + 4 * max(1, len(s.namespaces)) + 8
+            )
         except Exception as err:
             log.error("cannot load the cluster configuration: %s", err)
             return EXIT_FAILED
