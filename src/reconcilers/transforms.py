@@ -57,3 +57,26 @@ def strip_event(event: Raw) -> Raw:
         k: metadata[k] for k in ("name", "namespace", "uid", "resourceVersion") if k in metadata
     }
     return kept
+
+
+_SERVICE_META = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "labels",
+    "ownerReferences",
+    "deletionTimestamp",
+)
+
+
+def strip_service(service: Raw) -> Raw:
+    """Keep identity, ownership and the spec fields we own (type, selector, ports)."""
+    metadata = service.get("metadata") or {}
+    spec = service.get("spec") or {}
+    return {
+        "apiVersion": service.get("apiVersion", "v1"),
+        "kind": service.get("kind", "Service"),
+        "metadata": {k: metadata[k] for k in _SERVICE_META if k in metadata},
+        "spec": {k: spec[k] for k in ("type", "selector", "ports") if k in spec},
+    }
