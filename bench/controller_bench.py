@@ -285,6 +285,28 @@ def steady(plane: ControlPlane, seconds: float) -> dict[str, float]:
     }
 
 
+def scale(rest: RestClient, controller: Proc, *, total: int, existing: int) -> dict[str, Any]:
+    """Top up to ``total`` Kernels in the cluster; report the controller's memory then."""
+    namespace = new_namespace(rest, "scale-")
+    kernels = ResourceClient(rest, KERNELS, namespace=namespace)
+    to_create = max(0, total - existing)
+    with ThreadPoolExecutor(CLIENT_THREADS) as pool:
+        list(pool.map(lambda i: kernels.create(kernel(f"s-{i:05d}")), range(to_create)))
+    # Watch (not list) the namespace: listing 10,000 Services over and over slowed the very
+    # run it waited for.
+    watcher = Watcher(rest, namespace)
+    try:
+        wait_until(lambda: watcher.counts()[1] >= to_create, 1800, "scale services", interval=1.0)
+    finally:
+        watcher.stop()
+    time.sleep(10)  # let the last status writes land before reading RSS
+    return {
+        "kernels_cached": to_create + existing,
+        "controller_rss_mib": round(controller.memory_mib("VmRSS"), 1),
+        "controller_peak_rss_mib": round(controller.memory_mib("VmHWM"), 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kernels", type=int, default=1000)
@@ -340,28 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         results["ratio_min_median_max"] = [min(ratios), statistics.median(ratios), max(ratios)]
         results["steady_writes"] = steady(plane, args.steady)
         if args.scale:
-            namespace = new_namespace(rest, "scale-")
-            kernels = ResourceClient(rest, KERNELS, namespace=namespace)
-            # Top up to exactly --scale Kernels in the cluster (the bursts' are still there).
-            to_create = max(0, args.scale - args.kernels * args.runs)
-            with ThreadPoolExecutor(CLIENT_THREADS) as pool:
-                list(pool.map(lambda i: kernels.create(kernel(f"s-{i:05d}")), range(to_create)))
-            services = ResourceClient(rest, SERVICES, namespace=namespace)
-            wait_until(
-                lambda: (
-                    len(services.list(limit=0, continue_token="", resource_version="0")["items"])
-                    >= args.scale
-                ),
-                1800,
-                "scale services",
-                interval=5.0,  # each probe lists every Service: keep it rare
+            results["scale"] = scale(
+                rest, controller, total=args.scale, existing=args.kernels * args.runs
             )
-            time.sleep(10)  # let the last status writes land before reading RSS
-            results["scale"] = {
-                "kernels_cached": to_create + args.kernels * args.runs,
-                "controller_rss_mib": round(controller.memory_mib("VmRSS"), 1),
-                "controller_peak_rss_mib": round(controller.memory_mib("VmHWM"), 1),
-            }
     finally:
         close_api_client(api)
         controller.stop()
