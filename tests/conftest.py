@@ -19,6 +19,8 @@ import pytest
 from kubernetes import client, config
 
 import localcluster
+from informers import RestClient
+from kerneltest import Clients
 from localcluster import ControlPlane, default_bin_dir
 
 THREAD_LEAK_GRACE_SECONDS = 5.0
@@ -71,6 +73,12 @@ def api_client(kubeconfig: str) -> Iterator[client.ApiClient]:
         yield api
     finally:
         api.close()
+
+
+@pytest.fixture
+def clients(api_client: client.ApiClient, namespace: str) -> Clients:
+    """Plain JSON clients for the test's own reads and writes in its namespace."""
+    return Clients(RestClient(api_client), namespace)
 
 
 @pytest.fixture

@@ -93,6 +93,7 @@ class Manager:
         self.probe_port = 0
         self.metrics_port = 0
         self._ready = threading.Event()
+        self._elector_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ public
     def request_stop(self) -> None:
@@ -158,7 +159,6 @@ class Manager:
             return EXIT_FAILED
         metrics_server, probe_server = servers
         code = EXIT_OK
-        elector_thread: threading.Thread | None = None
         try:
             controller.start()
             if not self._wait_for_sync(controller):
@@ -167,7 +167,7 @@ class Manager:
                 self._ready.set()
                 log.info("caches synced")
                 if s.enable_leader_election:
-                    elector_thread = self._start_elector(api, metrics)
+                    self._start_elector(api, metrics)
                 else:
                     controller.start_workers()
                 self._stop.wait()
@@ -175,7 +175,6 @@ class Manager:
         finally:
             code = self._shut_down(
                 controller=controller,
-                elector_thread=elector_thread,
                 servers=(metrics_server, probe_server),
                 code=code,
             )
@@ -250,9 +249,7 @@ class Manager:
 
         return {"threads": threads, "reconciles": stalled, "leader-election": elector}
 
-    _elector_thread: threading.Thread | None = None
-
-    def _start_elector(self, api: ApiClient, metrics: ControllerMetrics) -> threading.Thread:
+    def _start_elector(self, api: ApiClient, metrics: ControllerMetrics) -> None:
         s = self.settings
         controller = self.controller
         assert controller is not None
@@ -293,18 +290,17 @@ class Manager:
         thread = threading.Thread(target=campaign, name="leader-elector")
         self._elector_thread = thread
         thread.start()
-        return thread
 
     def _shut_down(
         self,
         *,
         controller: KernelController,
-        elector_thread: threading.Thread | None,
         servers: tuple[WSGIServer | None, ProbeServer | None],
         code: int,
     ) -> int:
         s = self.settings
         self._stop.set()
+        elector_thread = self._elector_thread
         if elector_thread is not None:
             # The elector steps down (draining the workers) and releases the Lease.
             elector_thread.join(s.shutdown_timeout + s.retry_period + 10)

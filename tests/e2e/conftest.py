@@ -11,18 +11,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client
 
 from controllerprocess import ControllerProcess
-from informers import RestClient
-from kerneltest import Clients
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def clients(api_client: client.ApiClient, namespace: str) -> Clients:
-    return Clients(RestClient(api_client), namespace)
 
 
 @pytest.fixture

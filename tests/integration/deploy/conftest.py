@@ -21,15 +21,8 @@ from deploytest import (
     service_account_kubeconfig,
     write_kustomization,
 )
-from informers import RestClient
-from kerneltest import Clients
 
 Mutate = Callable[[list[Doc]], list[Doc]]
-
-
-@pytest.fixture
-def clients(api_client: client.ApiClient, namespace: str) -> Clients:
-    return Clients(RestClient(api_client), namespace)
 
 
 @pytest.fixture

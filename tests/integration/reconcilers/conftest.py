@@ -11,14 +11,8 @@ from kubernetes import client
 
 from apistate import CountingObserver
 from informers import RestClient
-from kerneltest import Clients
 from reconcilers.controller import KernelController
 from reconcilers.model import ReconcileSettings
-
-
-@pytest.fixture
-def clients(api_client: client.ApiClient, namespace: str) -> Clients:
-    return Clients(RestClient(api_client), namespace)
 
 
 @pytest.fixture
