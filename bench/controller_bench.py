@@ -1,4 +1,4 @@
-"""Controller benchmark (SPEC §10): burst, baseline, API cost, memory at scale.
+"""Controller benchmark (SPEC §10): burst, baseline, floor, API cost, memory at scale.
 
 Usage: .venv/bin/python bench/controller_bench.py [--kernels 1000] [--runs 3]
                                                   [--scale 10000] [--steady 60]
@@ -6,19 +6,31 @@ Usage: .venv/bin/python bench/controller_bench.py [--kernels 1000] [--runs 3]
 Starts its own local control plane, the local node in ``--no-processes`` mode (Pods go
 Running + Ready with an IP, no kernel process), and the controller as a separate process with
 ``--qps``/``--burst`` high enough not to be the limit (the API server is the limit here).
+Each run:
 
 1. Burst: N Kernels created at once (16 client threads). Time until every Pod and Service
-   exists and every Kernel is Ready; p50/p95/p99 of Kernel created → Pod created and → Ready
-   (seen by this process's own informers); the controller's CPU seconds and peak RSS.
-2. Baseline: the same N Pods and Services created directly with the same client library
-   (``informers.RestClient``) and the controller's worker count as concurrency, no controller.
-   Ratio = controller time / baseline time (min/median/max over ``--runs``).
-3. API cost: requests by verb and resource from the API server's own
-   ``apiserver_request_total`` (before/after), per Kernel; then a steady window of
-   ``--steady`` seconds after everything settled (target: zero writes).
-4. Memory at scale: controller RSS with ``--scale`` Kernels, their Pods and Services cached.
+   exists and every Kernel is Ready; p50/p95/p99 of Kernel created -> Pod created and -> Ready
+   (seen by this process's own informers); the controller's CPU seconds and peak RSS; the CPU
+   seconds of every process (API server, etcd, node, controller, this script) until every
+   Pod and Service exists.
+2. Baseline: the same N Pods and Services (the bodies the controller builds, without the
+   ownerReference) created directly with the same client library (``informers.RestClient``)
+   and the controller's worker count as concurrency, no controller. The local node binds the
+   Pods and reports their status as it does for the controller's. Ratio = controller time /
+   baseline time (min/median/max over ``--runs``).
+3. Floor: what SPEC §3 asks of any controller per new Kernel, issued directly with the same
+   concurrency: the Kernel create, the identity PATCH, the Pod and the Service (Kernels of a
+   copy of the CRD under another group, so no controller acts on them). Floor / baseline is
+   the share of the burst time that no controller can remove on this machine.
+4. API cost: requests by verb and resource from the API server's own
+   ``apiserver_request_total`` (before/after the burst), per Kernel.
+Then the run's namespaces are deleted (every run starts on the same cluster), and:
 
-Writes ``.bench/controller.json`` and prints a table.
+5. Memory at scale: controller RSS with ``--scale`` Kernels, their Pods and Services cached,
+   read once every Kernel is Ready and the controller is idle.
+6. Steady: API writes during ``--steady`` seconds after that (target: zero by the controller).
+
+Writes ``.bench/controller.json`` and prints one line per run and the whole result.
 """
 
 from __future__ import annotations
@@ -37,10 +49,14 @@ import tempfile
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "hack"))
@@ -55,8 +71,13 @@ from informers import (
     new_api_client,
 )
 from localcluster import ControlPlane, default_bin_dir, install_crds
+from reconcilers.desired import Observed, desired_state
+from reconcilers.model import Fresh, ReconcileSettings
 
 KERNELS = Resource("jupyter.org", "v1", "kernels")
+# The Kernel CRD under another group, which the controller does not watch (the floor phase).
+FLOOR_GROUP = "floor.bench.jupyter.org"
+FLOOR_KERNELS = Resource(FLOOR_GROUP, "v1", "kernels")
 PODS = Resource("", "v1", "pods")
 SERVICES = Resource("", "v1", "services")
 NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
@@ -85,6 +106,27 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
+def cpu_seconds_of(pid: int) -> float:
+    """User + system CPU seconds of a process (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds used by each process of the run between two readings."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.start = self._read()
+
+    def _read(self) -> dict[str, float]:
+        return {name: cpu_seconds_of(pid) for name, pid in self.pids.items()}
+
+    def used(self) -> dict[str, float]:
+        now = self._read()
+        return {name: round(now[name] - self.start[name], 2) for name in self.pids}
+
+
 class Proc:
     """A child process (local node or controller) with CPU and memory readings."""
 
@@ -95,8 +137,7 @@ class Proc:
         )
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds_of(self.popen.pid)
 
     def memory_mib(self, field: str) -> float:
         for line in Path(f"/proc/{self.popen.pid}/status").read_text().splitlines():
@@ -201,7 +242,29 @@ def new_namespace(rest: RestClient, prefix: str) -> str:
     return str(created["metadata"]["name"])
 
 
-def burst(plane: ControlPlane, rest: RestClient, n: int, controller: Proc) -> dict[str, Any]:
+def delete_run_namespaces(rest: RestClient) -> float:
+    """Delete the namespaces of a run and wait until they are gone, so that every run starts
+    on the same cluster and the controller's cache holds only the scale phase's objects."""
+    namespaces = ResourceClient(rest, NAMESPACES)
+    names = [
+        ns["metadata"]["name"]
+        for ns in namespaces.list(limit=0, continue_token="", resource_version="")["items"]
+        if ns["metadata"]["name"].startswith(("burst-", "baseline-", "floor-"))
+    ]
+    t0 = time.monotonic()
+    for name in names:
+        namespaces.delete(name)
+
+    def gone() -> bool:
+        items = namespaces.list(limit=0, continue_token="", resource_version="")["items"]
+        return not {ns["metadata"]["name"] for ns in items} & set(names)
+
+    return wait_until(gone, 900, "run namespaces not deleted", interval=1.0) - t0
+
+
+def burst(
+    plane: ControlPlane, rest: RestClient, n: int, controller: Proc, pids: dict[str, int]
+) -> dict[str, Any]:
     namespace = new_namespace(rest, "burst-")
     watcher = Watcher(rest, namespace)
     kernels = ResourceClient(rest, KERNELS, namespace=namespace)
@@ -216,12 +279,15 @@ def burst(plane: ControlPlane, rest: RestClient, n: int, controller: Proc) -> di
         with lock:
             created[name] = time.monotonic()
 
+    meter = CpuMeter(pids)
     t0 = time.monotonic()
     with ThreadPoolExecutor(CLIENT_THREADS) as pool:
         list(pool.map(create, range(n)))
+    kernels_at = time.monotonic()
     children_at = wait_until(
         lambda: watcher.counts()[:2] == (n, n), 600, "pods and services never all existed"
     )
+    window_cpu = meter.used()
     ready_at = wait_until(lambda: watcher.counts()[2] == n, 600, "kernels never all Ready")
     cpu = controller.cpu_seconds() - cpu_before
     after = apiserver_requests(plane)
@@ -236,6 +302,7 @@ def burst(plane: ControlPlane, rest: RestClient, n: int, controller: Proc) -> di
     }
     return {
         "namespace": namespace,
+        "kernels_created_seconds": round(kernels_at - t0, 2),
         "children_seconds": round(children_at - t0, 2),
         "ready_seconds": round(ready_at - t0, 2),
         "created_to_pod_p50": round(percentile(to_pod, 0.50), 3),
@@ -246,32 +313,96 @@ def burst(plane: ControlPlane, rest: RestClient, n: int, controller: Proc) -> di
         "created_to_ready_p99": round(percentile(to_ready, 0.99), 3),
         "controller_cpu_seconds": round(cpu, 2),
         "controller_peak_rss_mib": round(controller.memory_mib("VmHWM"), 1),
+        "cpu_seconds_until_children": window_cpu,
         "requests_per_kernel": cost,
     }
 
 
-def baseline(rest: RestClient, n: int) -> float:
-    """Create N Pods and N Services directly, as the controller's workers would."""
+def children_of(name: str, namespace: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Pod and Service the controller would create for ``kernel(name)``, minus the
+    ownerReference (there is no Kernel; the garbage collector would delete them)."""
+    obj = kernel(name) | {}
+    obj["metadata"] = {"name": name, "namespace": namespace, "uid": str(uuid.uuid4())}
+    desired = desired_state(
+        kernel=obj,
+        observed=Observed(),
+        settings=ReconcileSettings(),
+        fresh=Fresh(kernel_id=str(uuid.uuid4()), key=""),
+        now=datetime.now(UTC),
+    )
+    assert desired.pod is not None and desired.service is not None
+    for child in (desired.pod, desired.service):
+        child["metadata"].pop("ownerReferences", None)
+    return desired.pod, desired.service
+
+
+def baseline(rest: RestClient, n: int, pids: dict[str, int]) -> tuple[float, dict[str, float]]:
+    """Create the same N Pods and Services as the controller would, with its concurrency.
+
+    The Pods carry the kernel label, so the local node binds them and reports their status
+    during the baseline too, as it does for the controller's Pods.
+    """
     namespace = new_namespace(rest, "baseline-")
     pods = ResourceClient(rest, PODS, namespace=namespace)
     services = ResourceClient(rest, SERVICES, namespace=namespace)
+    bodies = [children_of(f"b-{i:05d}", namespace) for i in range(n)]
 
     def create(i: int) -> None:
-        name = f"b-{i:05d}"
-        pods.create(
-            {"metadata": {"name": name}, "spec": {"containers": [{"name": name, "image": "bench"}]}}
-        )
-        services.create(
-            {
-                "metadata": {"name": name},
-                "spec": {"selector": {"app": name}, "ports": [{"name": "p", "port": 52317}]},
-            }
-        )
+        pod, service = bodies[i]
+        pods.create(pod)
+        services.create(service)
 
+    meter = CpuMeter(pids)
     t0 = time.monotonic()
     with ThreadPoolExecutor(WORKERS) as pool:
         list(pool.map(create, range(n)))
-    return time.monotonic() - t0
+    return time.monotonic() - t0, meter.used()
+
+
+def floor_crd(work: Path) -> Path:
+    """The Kernel CRD, same schema and validation, under ``FLOOR_GROUP``."""
+    body = yaml.safe_load(
+        (REPO / "config" / "crd" / "bases" / "jupyter.org_kernels.yaml").read_text()
+    )
+    body["metadata"]["name"] = f"kernels.{FLOOR_GROUP}"
+    body["spec"]["group"] = FLOOR_GROUP
+    body["spec"]["names"].pop("shortNames", None)
+    body["spec"]["names"].pop("categories", None)
+    path = work / "floor-crd.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def floor(rest: RestClient, n: int, pids: dict[str, int]) -> tuple[float, dict[str, float]]:
+    """What SPEC §3 asks of any controller for N new Kernels, issued directly: the Kernel
+    create (by the user), the identity PATCH, the Pod and the Service (no status write, no
+    Event), N at a time over the controller's worker count. Kernels of ``FLOOR_GROUP`` cost
+    the API server what Kernels cost, and no controller acts on them."""
+    namespace = new_namespace(rest, "floor-")
+    kernels = ResourceClient(rest, FLOOR_KERNELS, namespace=namespace)
+    pods = ResourceClient(rest, PODS, namespace=namespace)
+    services = ResourceClient(rest, SERVICES, namespace=namespace)
+    bodies = [children_of(f"f-{i:05d}", namespace) for i in range(n)]
+
+    def create(i: int) -> None:
+        pod, service = bodies[i]
+        name = pod["metadata"]["name"]
+        kernels.create(kernel(name) | {"apiVersion": f"{FLOOR_GROUP}/v1"})
+        annotations = {
+            "jupyter.org/kernel-id": str(uuid.uuid4()),
+            "jupyter.org/kernel-connection-info": json.dumps(
+                {"shell_port": 52317, "key": str(uuid.uuid4()), "ip": f"{name}.{namespace}.svc"}
+            ),
+        }
+        kernels.patch(name, {"metadata": {"annotations": annotations}})
+        pods.create(pod)
+        services.create(service)
+
+    meter = CpuMeter(pids)
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(WORKERS) as pool:
+        list(pool.map(create, range(n)))
+    return time.monotonic() - t0, meter.used()
 
 
 def steady(plane: ControlPlane, seconds: float) -> dict[str, float]:
@@ -285,26 +416,50 @@ def steady(plane: ControlPlane, seconds: float) -> dict[str, float]:
     }
 
 
-def scale(rest: RestClient, controller: Proc, *, total: int, existing: int) -> dict[str, Any]:
-    """Top up to ``total`` Kernels in the cluster; report the controller's memory then."""
+def scale(rest: RestClient, controller: Proc, total: int) -> dict[str, Any]:
+    """Create ``total`` Kernels; report the controller's memory once all are settled."""
     namespace = new_namespace(rest, "scale-")
     kernels = ResourceClient(rest, KERNELS, namespace=namespace)
-    to_create = max(0, total - existing)
+    to_create = total
     with ThreadPoolExecutor(CLIENT_THREADS) as pool:
         list(pool.map(lambda i: kernels.create(kernel(f"s-{i:05d}")), range(to_create)))
     # Watch (not list) the namespace: listing 10,000 Services over and over slowed the very
-    # run it waited for.
+    # run it waited for. Memory is read once everything settled: every Kernel Ready (its
+    # status written and cached) and the controller idle.
     watcher = Watcher(rest, namespace)
     try:
-        wait_until(lambda: watcher.counts()[1] >= to_create, 1800, "scale services", interval=1.0)
+        wait_until(lambda: watcher.counts()[2] >= to_create, 1800, "scale ready", interval=1.0)
     finally:
         watcher.stop()
-    time.sleep(10)  # let the last status writes land before reading RSS
+    settle_deadline = time.monotonic() + 120
+    while time.monotonic() < settle_deadline:
+        before = controller.cpu_seconds()
+        time.sleep(5)  # one measuring window of the controller's CPU use
+        if controller.cpu_seconds() - before < 0.25:
+            break
     return {
-        "kernels_cached": to_create + existing,
+        "kernels_cached": to_create,
         "controller_rss_mib": round(controller.memory_mib("VmRSS"), 1),
         "controller_peak_rss_mib": round(controller.memory_mib("VmHWM"), 1),
     }
+
+
+def one_run(
+    plane: ControlPlane, rest: RestClient, n: int, controller: Proc, pids: dict[str, int]
+) -> dict[str, Any]:
+    """Burst, baseline and floor on a cluster without earlier runs' objects; then clean up."""
+    result = burst(plane, rest, n, controller, pids)
+    seconds, cpu = baseline(rest, n, pids)
+    result["baseline_seconds"] = round(seconds, 2)
+    result["baseline_cpu_seconds"] = cpu
+    seconds, cpu = floor(rest, n, pids)
+    result["floor_seconds"] = round(seconds, 2)
+    result["floor_cpu_seconds"] = cpu
+    result["ratio"] = round(result["children_seconds"] / result["baseline_seconds"], 2)
+    result["floor_ratio"] = round(result["floor_seconds"] / result["baseline_seconds"], 2)
+    result["ratio_to_floor"] = round(result["children_seconds"] / result["floor_seconds"], 2)
+    result["cleanup_seconds"] = round(delete_run_namespaces(rest), 1)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -318,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="controller-bench-"))
     plane = ControlPlane(bin_dir=default_bin_dir(), work_dir=work / "cluster")
     crds = sorted((REPO / "config" / "crd" / "bases").glob("*.yaml"))
+    work.mkdir(parents=True, exist_ok=True)
+    crds.append(floor_crd(work))
     plane.start(before_controller_manager=lambda: install_crds(plane.kubeconfig_path, crds))
     kubeconfig = str(plane.kubeconfig_path)
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO / 'hack'}"}
@@ -348,23 +505,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     api = new_api_client(kubeconfig, pool_size=64)  # 16 creators + watches: no discarded conns
     rest = RestClient(api)
+    pids = {name: proc.pid for name, proc in plane.processes.items() if proc.pid is not None}
+    pids |= {"node": node.popen.pid, "controller": controller.popen.pid, "bench": os.getpid()}
     results: dict[str, Any] = {"kernels": args.kernels, "workers": WORKERS, "runs": []}
     try:
         time.sleep(3)  # let both processes start and sync (empty caches)
         for run in range(args.runs):
-            result = burst(plane, rest, args.kernels, controller)
-            result["baseline_seconds"] = round(baseline(rest, args.kernels), 2)
-            result["ratio"] = round(result["children_seconds"] / result["baseline_seconds"], 2)
+            result = one_run(plane, rest, args.kernels, controller, pids)
             results["runs"].append(result)
             brief = {k: v for k, v in result.items() if k != "requests_per_kernel"}
-            print(f"run {run + 1}: {json.dumps(brief)}")
-        ratios = [r["ratio"] for r in results["runs"]]
-        results["ratio_min_median_max"] = [min(ratios), statistics.median(ratios), max(ratios)]
-        results["steady_writes"] = steady(plane, args.steady)
+            print(f"run {run + 1}: {json.dumps(brief)}", flush=True)
+        for field in ("ratio", "floor_ratio", "ratio_to_floor"):
+            values = [r[field] for r in results["runs"]]
+            results[f"{field}_min_median_max"] = [
+                min(values),
+                statistics.median(values),
+                max(values),
+            ]
         if args.scale:
-            results["scale"] = scale(
-                rest, controller, total=args.scale, existing=args.kernels * args.runs
-            )
+            results["scale"] = scale(rest, controller, args.scale)
+            print(f"scale: {json.dumps(results['scale'])}", flush=True)
+        results["steady_writes"] = steady(plane, args.steady)
     finally:
         close_api_client(api)
         controller.stop()

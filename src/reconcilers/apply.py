@@ -104,8 +104,9 @@ class Applier:
         self._expectations = expectations
         self._metrics = metrics or NoKernelMetrics()
         self._on_reissued = on_reissued
-        # Read-your-writes: the last status written per Kernel and the resourceVersion it
-        # produced, so a pass that runs before the informer shows our write does not repeat it.
+        # Read-your-writes: the last status written per Kernel and the resourceVersion the
+        # cache showed then, so a pass that runs before the informer shows our write does not
+        # repeat it. Forgotten as soon as the cache shows another version (or after the TTL).
         self._written_lock = threading.Lock()
         self._written_status: TTLCache[str, tuple[object, dict[str, Any]]] = TTLCache(
             maxsize=100_000, ttl=WRITTEN_STATUS_TTL_SECONDS, timer=time.monotonic
@@ -246,31 +247,33 @@ class Applier:
             )
 
     def _write_status(self, kernel: Obj, status: dict[str, Any]) -> bool:
+        m = meta(kernel)
+        key = str(object_key(kernel))
+        cached_version = m.get("resourceVersion")
+        with self._written_lock:
+            written = self._written_status.get(key)
+            if written is not None and written[0] != cached_version:
+                # The cache has moved past the version we wrote over: it shows our write (or
+                # a later one, by anyone, which must be compared, not taken for ours).
+                del self._written_status[key]
+                written = None
         patch = merge_patch(kernel.get("status") or {}, status)
         if not patch:
             return False
-        m = meta(kernel)
-        key = str(object_key(kernel))
-        with self._written_lock:
-            written = self._written_status.get(key)
-        if written is not None and written[1] == status and written[0] != m.get("resourceVersion"):
+        if written is not None and written[1] == status:
             return False  # we wrote exactly this; the cache has not caught up with it yet
-        result: dict[str, Any] = {}
-
-        def write() -> None:
-            result.update(
-                self._c.kernels.patch(
-                    m.get("name", ""),
-                    {"status": patch},
-                    namespace=m.get("namespace", ""),
-                    subresource="status",
-                    field_manager=FIELD_MANAGER,
-                )
-            )
-
-        self._write("write status", write)
+        self._write(
+            "write status",
+            lambda: self._c.kernels.patch(
+                m.get("name", ""),
+                {"status": patch},
+                namespace=m.get("namespace", ""),
+                subresource="status",
+                field_manager=FIELD_MANAGER,
+            ),
+        )
         with self._written_lock:
-            self._written_status[key] = (meta(result).get("resourceVersion"), status)
+            self._written_status[key] = (cached_version, status)
         return True
 
     def _delete_kernel(self, kernel: Obj) -> None:

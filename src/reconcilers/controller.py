@@ -63,7 +63,7 @@ from reconcilers.model import (
     meta,
 )
 from reconcilers.outcome import TerminalError, TransientError
-from reconcilers.transforms import strip_event, strip_managed_fields, strip_pod, strip_service
+from reconcilers.transforms import strip_event, strip_kernel, strip_pod, strip_service
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class KernelController:
 
             return MultiNamespaceInformer(namespaces=namespaces, factory=make)
 
-        self.kernels = informer(KERNELS, transform=strip_managed_fields, resync=resync_period)
+        self.kernels = informer(KERNELS, transform=strip_kernel, resync=resync_period)
         self.pods = informer(PODS, transform=strip_pod, label_selector=NAME_LABEL)
         self.services = informer(SERVICES, transform=strip_service, label_selector=NAME_LABEL)
         self.warnings = (

@@ -33,6 +33,17 @@ def strip_managed_fields(obj: Raw) -> Raw:
     return obj
 
 
+def strip_kernel(kernel: Raw) -> Raw:
+    """Drop ``managedFields`` and kubectl's annotations (``last-applied-configuration`` is a
+    second copy of the spec); they are never read and never copied onto the Pod."""
+    metadata = strip_managed_fields(kernel).get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    if isinstance(annotations, dict):
+        for key in [k for k in annotations if "kubectl" in k]:
+            del annotations[key]
+    return kernel
+
+
 def strip_pod(pod: Raw) -> Raw:
     """Keep identity, ownership and status; the spec is never read (Pods are not mutated)."""
     metadata = pod.get("metadata") or {}

@@ -30,13 +30,15 @@ def ready_condition(kernel: dict[str, Any] | None) -> dict[str, Any] | None:
     return None
 
 
-def wait_ready_reason(clients: Clients, name: str, reason: str) -> dict[str, Any]:
+def wait_ready_reason(
+    clients: Clients, name: str, reason: str, *, timeout: float = 30
+) -> dict[str, Any]:
     def probe() -> dict[str, Any] | None:
         kernel = clients.get(clients.kernels, name)
         cond = ready_condition(kernel)
         return kernel if cond is not None and cond.get("reason") == reason else None
 
-    kernel: dict[str, Any] = eventually(probe, timeout=30, message=f"Ready reason {reason}")
+    kernel: dict[str, Any] = eventually(probe, timeout=timeout, message=f"Ready reason {reason}")
     return kernel
 
 
@@ -241,6 +243,28 @@ def test_pod_status_is_mirrored_without_invented_timestamps(
     stamps = {c.get("lastTransitionTime") for c in status["conditions"]} - {None}
     assert stamps == {NOW}
     assert all("lastProbeTime" not in c for c in status["conditions"])
+
+
+def test_status_overwritten_by_someone_else_is_corrected_at_once(
+    start_controller: Start, clients: Clients
+) -> None:
+    start_controller()
+    clients.kernels.create(kernel_body("k4b"))
+    eventually(lambda: clients.get(clients.pods, "k4b"), timeout=30, message="no pod")
+    clients.set_pod_status("k4b", {"phase": "Pending"})
+    ours = ready_condition(wait_ready_reason(clients, "k4b", "PodPending"))
+    assert ours is not None
+
+    # Right after the controller's own write: its read-your-writes memory still holds the
+    # status it wrote, which must not be mistaken for this foreign one. Status-only updates
+    # do not trigger a pass (they are mostly our own); a label change does.
+    tampered = {**ours, "reason": "Tampered", "message": "written by someone else"}
+    clients.kernels.patch("k4b", {"status": {"conditions": [tampered]}}, subresource="status")
+    clients.kernels.patch("k4b", {"metadata": {"labels": {"touched": "yes"}}})
+
+    # Well within the memory's 30 s TTL.
+    kernel = wait_ready_reason(clients, "k4b", "PodPending", timeout=10)
+    assert ready_condition(kernel) == ours
 
 
 def test_succeeded_pod_culls_the_kernel_and_gc_removes_children(

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from informers import frozen
 from informers.frozen import FrozenDict, FrozenList, freeze, thaw
 
 
@@ -55,11 +56,39 @@ def test_freeze_does_not_touch_its_input() -> None:
     assert type(original["matrix"]) is list
 
 
-@pytest.mark.parametrize(
-    "scalar", ["text", 3, 0.5, True, None], ids=["str", "int", "float", "bool", "none"]
-)
+@pytest.mark.parametrize("scalar", [3, 0.5, True, None], ids=["int", "float", "bool", "none"])
 def test_freeze_returns_scalars_unchanged(scalar: object) -> None:
     assert freeze(scalar) is scalar
+
+
+def test_freeze_shares_short_strings_between_separately_parsed_objects() -> None:
+    # Two watch events: two json.loads calls, so every key and value is a separate str.
+    text = '{"metadata": {"name": "k-1", "uid": "6f1e2d3c-aaaa-4bbb-8ccc-dddddddddddd"}}'
+    first, second = freeze(json.loads(text)), freeze(json.loads(text))
+
+    (key_1,), (key_2,) = first.keys(), second.keys()
+    assert key_1 is key_2
+    assert first["metadata"]["name"] is second["metadata"]["name"]
+    assert first["metadata"]["uid"] is second["metadata"]["uid"]  # 36 characters: shared
+
+
+def test_freeze_keeps_long_strings_as_they_are() -> None:
+    message = "x" * (frozen.SHARED_MAX_LENGTH + 1)
+    first, second = freeze([message]), freeze(["".join(message)])
+
+    assert first[0] == second[0]
+    assert first[0] is message
+    assert second[0] is not message
+
+
+def test_the_shared_table_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(frozen, "SHARED_MAX_ENTRIES", 10)
+    monkeypatch.setattr(frozen, "_shared", {})
+
+    values = freeze([f"value-{i}" for i in range(100)])
+
+    assert len(frozen._shared) <= 10
+    assert values == [f"value-{i}" for i in range(100)]  # emptying the table loses nothing
 
 
 def _ior(target: Any) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from reconcilers.transforms import strip_event, strip_managed_fields, strip_pod
+from reconcilers.transforms import strip_event, strip_kernel, strip_managed_fields, strip_pod
 
 MANAGED_FIELDS = [
     {
@@ -231,3 +231,33 @@ def test_strip_managed_fields(obj: dict[str, Any], expected: dict[str, Any]) -> 
 
     assert result is original
     assert result == expected
+
+
+def test_strip_kernel_drops_what_is_never_read() -> None:
+    kernel = {
+        "metadata": {
+            "name": "k",
+            "managedFields": MANAGED_FIELDS,
+            "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": '{"spec": {}}',
+                "jupyter.org/kernel-id": "id-1",
+                "team": "a",
+            },
+        },
+        "spec": {"template": {"spec": {"containers": [{"name": "main", "image": "i"}]}}},
+        "status": {"phase": "Running"},
+    }
+    expected = copy.deepcopy(kernel)
+    del expected["metadata"]["managedFields"]
+    del expected["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+
+    assert strip_kernel(kernel) == expected
+
+
+@pytest.mark.parametrize(
+    "kernel",
+    [{"metadata": {"name": "k"}}, {"metadata": {"annotations": None}}, {"metadata": None}, {}],
+    ids=["no-annotations", "null-annotations", "null-metadata", "no-metadata"],
+)
+def test_strip_kernel_of_sparse_kernels(kernel: dict[str, Any]) -> None:
+    assert strip_kernel(copy.deepcopy(kernel)) == kernel
