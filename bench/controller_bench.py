@@ -18,9 +18,10 @@ Each run:
    and the controller's worker count as concurrency, no controller. The local node binds the
    Pods and reports their status as it does for the controller's. Ratio = controller time /
    baseline time (min/median/max over ``--runs``).
-3. Floor: what SPEC §3 asks of any controller per new Kernel, issued directly with the same
-   concurrency: the Kernel create, the identity PATCH, the Pod and the Service (Kernels of a
-   copy of the CRD under another group, so no controller acts on them). Floor / baseline is
+3. Floor: what SPEC §3 asks of any controller per new Kernel, issued directly with the
+   burst's concurrency (16 threads create the Kernels, 8 workers PATCH the identity and create
+   the Pod and the Service of each created Kernel); Kernels of a copy of the CRD under another
+   group, so no controller acts on them. Floor / baseline is
    the share of the burst time that no controller can remove on this machine.
 4. API cost: requests by verb and resource from the API server's own
    ``apiserver_request_total`` (before/after the burst), per Kernel.
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import re
 import signal
 import socket
@@ -374,34 +376,48 @@ def floor_crd(work: Path) -> Path:
 
 
 def floor(rest: RestClient, n: int, pids: dict[str, int]) -> tuple[float, dict[str, float]]:
-    """What SPEC §3 asks of any controller for N new Kernels, issued directly: the Kernel
-    create (by the user), the identity PATCH, the Pod and the Service (no status write, no
-    Event), N at a time over the controller's worker count. Kernels of ``FLOOR_GROUP`` cost
-    the API server what Kernels cost, and no controller acts on them."""
+    """What SPEC §3 asks of any controller for N new Kernels, issued directly with the burst's
+    concurrency: 16 threads create the Kernels at once while 8 workers (the controller's
+    count) take each created Kernel and PATCH its identity, create its Pod and its Service.
+    No status write, no Event. Kernels of ``FLOOR_GROUP`` cost the API server what Kernels
+    cost, and no controller acts on them."""
     namespace = new_namespace(rest, "floor-")
     kernels = ResourceClient(rest, FLOOR_KERNELS, namespace=namespace)
     pods = ResourceClient(rest, PODS, namespace=namespace)
     services = ResourceClient(rest, SERVICES, namespace=namespace)
     bodies = [children_of(f"f-{i:05d}", namespace) for i in range(n)]
+    created: queue.SimpleQueue[int] = queue.SimpleQueue()
 
-    def create(i: int) -> None:
-        pod, service = bodies[i]
-        name = pod["metadata"]["name"]
+    def create_kernel(i: int) -> None:
+        name = bodies[i][0]["metadata"]["name"]
         kernels.create(kernel(name) | {"apiVersion": f"{FLOOR_GROUP}/v1"})
-        annotations = {
-            "jupyter.org/kernel-id": str(uuid.uuid4()),
-            "jupyter.org/kernel-connection-info": json.dumps(
-                {"shell_port": 52317, "key": str(uuid.uuid4()), "ip": f"{name}.{namespace}.svc"}
-            ),
-        }
-        kernels.patch(name, {"metadata": {"annotations": annotations}})
-        pods.create(pod)
-        services.create(service)
+        created.put(i)
+
+    def act(_: int) -> None:
+        while (i := created.get()) >= 0:
+            pod, service = bodies[i]
+            name = pod["metadata"]["name"]
+            annotations = {
+                "jupyter.org/kernel-id": str(uuid.uuid4()),
+                "jupyter.org/kernel-connection-info": json.dumps(
+                    {"shell_port": 52317, "key": str(uuid.uuid4()), "ip": f"{name}.{namespace}"}
+                ),
+            }
+            kernels.patch(name, {"metadata": {"annotations": annotations}})
+            pods.create(pod)
+            services.create(service)
 
     meter = CpuMeter(pids)
     t0 = time.monotonic()
-    with ThreadPoolExecutor(WORKERS) as pool:
-        list(pool.map(create, range(n)))
+    with ThreadPoolExecutor(WORKERS) as workers:
+        acting = workers.map(act, range(WORKERS))
+        try:
+            with ThreadPoolExecutor(CLIENT_THREADS) as creators:
+                list(creators.map(create_kernel, range(n)))
+        finally:
+            for _ in range(WORKERS):
+                created.put(-1)  # one stop mark per worker, after every Kernel
+        list(acting)
     return time.monotonic() - t0, meter.used()
 
 

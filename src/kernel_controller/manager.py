@@ -124,14 +124,21 @@ class Manager:
         _disable_created_metrics()  # no *_created series: controller-runtime has none
         metrics = ControllerMetrics(self.registry, host=str(api.configuration.host))
         tracer = tracing.tracer()
-        rest = RestClient(
-            api,
-            observer=RequestObservers(metrics.request_observer(), tracing.RequestSpans(tracer)),
-            throttle=QpsThrottle(qps=s.qps, burst=s.burst),
-            user_agent="kernel-controller/0.1",
-        )
+        observers = RequestObservers(metrics.request_observer(), tracing.RequestSpans(tracer))
+
+        def rest_client() -> RestClient:
+            return RestClient(
+                api,
+                observer=observers,
+                throttle=QpsThrottle(qps=s.qps, burst=s.burst),
+                user_agent="kernel-controller/0.1",
+            )
+
         controller = KernelController(
-            rest=rest,
+            rest=rest_client(),
+            # Events get a budget of their own, as controller-runtime's recorder does: at the
+            # default 20 QPS, two Events per new Kernel would otherwise take a third of it.
+            events_rest=rest_client(),
             settings=s.reconcile_settings(),
             instance=self.identity,
             namespaces=s.namespaces,

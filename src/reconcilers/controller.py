@@ -101,6 +101,7 @@ class KernelController:
         rest: RestClient,
         settings: ReconcileSettings,
         instance: str,
+        events_rest: RestClient | None = None,
         namespaces: Sequence[str] = (),
         workers: int = 4,
         clock: Clock | None = None,
@@ -169,7 +170,11 @@ class KernelController:
             rate_limiter=default_controller_rate_limiter(self._clock),
             metrics=queue_metrics,
         )
-        self.recorder = EventRecorder(ResourceClient(rest, EVENTS), instance=instance)
+        # Events may go through their own client (own QPS budget) so that a burst of them
+        # never delays the writes that create kernels.
+        self.recorder = EventRecorder(
+            ResourceClient(events_rest or rest, EVENTS), instance=instance
+        )
         applier = Applier(
             clients=Clients(
                 kernels=ResourceClient(rest, KERNELS),

@@ -15,6 +15,7 @@ import pytest
 
 from apistate import CountingObserver
 from eventually import eventually
+from informers import RestClient
 from kerneltest import Clients, kernel_body
 from reconcilers.controller import KernelController
 from reconcilers.model import KeyMode, ReconcileSettings
@@ -471,6 +472,22 @@ def test_api_budget_of_a_new_kernel(
     assert 1 <= writes.pop("patch:kernels/status") <= 2
     assert writes == {}
     assert events == 2  # PodCreated, ServiceCreated
+
+
+def test_events_go_through_their_own_client_when_given_one(
+    start_controller: Start, clients: Clients, requests: CountingObserver, api_client: Any
+) -> None:
+    # The manager gives the recorder a client with its own QPS budget; here both clients
+    # count, so the test sees which one carried each write.
+    event_requests = CountingObserver()
+    start_controller(events_rest=RestClient(api_client, observer=event_requests))
+    clients.kernels.create(kernel_body("b2"))
+    eventually(lambda: clients.get(clients.services, "b2"), timeout=30, message="no service")
+
+    eventually(lambda: event_requests.count("create:events") == 2, timeout=10, message="no events")
+    assert event_requests.writes() == {"create:events": 2}
+    assert "create:events" not in requests.writes()
+    assert requests.count("create:pods") == 1
 
 
 def test_resync_of_100_unchanged_kernels_costs_no_request(
