@@ -460,6 +460,72 @@ def scale(rest: RestClient, controller: Proc, total: int) -> dict[str, Any]:
     }
 
 
+def table(results: dict[str, Any]) -> str:
+    """The results as a Markdown table (what the README shows)."""
+    runs = results["runs"]
+
+    def row(label: str, cell: Callable[[dict[str, Any]], str]) -> str:
+        return f"| {label} | " + " | ".join(cell(r) for r in runs) + " |"
+
+    def trio(r: dict[str, Any], prefix: str) -> str:
+        return " / ".join(f"{r[f'{prefix}_p{q}']:.1f}" for q in (50, 95, 99)) + " s"
+
+    def spread(field: str) -> str:
+        low, mid, high = results[f"{field}_min_median_max"]
+        return f"{low:.2f} / {mid:.2f} / {high:.2f}"
+
+    n = results["kernels"]
+    lines = [
+        f"| figure ({n:,} Kernels) | "
+        + " | ".join(f"run {i + 1}" for i in range(len(runs)))
+        + " |",
+        "| --- |" + " --- |" * len(runs),
+        row("every Pod and Service exists", lambda r: f"{r['children_seconds']:.1f} s"),
+        row("every Kernel Ready", lambda r: f"{r['ready_seconds']:.1f} s"),
+        row(
+            "baseline: the same Pods + Services created directly",
+            lambda r: f"{r['baseline_seconds']:.1f} s",
+        ),
+        row(
+            "floor: Kernel create + identity PATCH + Pod + Service, directly",
+            lambda r: f"{r['floor_seconds']:.1f} s",
+        ),
+        row(
+            f"**controller / baseline** (min / median / max {spread('ratio')})",
+            lambda r: f"{r['ratio']:.2f}",
+        ),
+        row(f"floor / baseline ({spread('floor_ratio')})", lambda r: f"{r['floor_ratio']:.2f}"),
+        row(
+            f"controller / floor ({spread('ratio_to_floor')})",
+            lambda r: f"{r['ratio_to_floor']:.2f}",
+        ),
+        row("Kernel created → Pod created p50 / p95 / p99", lambda r: trio(r, "created_to_pod")),
+        row("Kernel created → Ready p50 / p95 / p99", lambda r: trio(r, "created_to_ready")),
+        row(
+            "controller CPU seconds / peak RSS",
+            lambda r: (
+                f"{r['controller_cpu_seconds']:.1f} s / {r['controller_peak_rss_mib']:.0f} MiB"
+            ),
+        ),
+    ]
+    phases = ("cpu_seconds_until_children", "baseline_cpu_seconds", "floor_cpu_seconds")
+
+    def cpu_cell(name: str) -> Callable[[dict[str, Any]], str]:
+        return lambda r: " / ".join(f"{r[phase][name]:.1f}" for phase in phases)
+
+    for name in runs[0]["cpu_seconds_until_children"]:
+        lines.append(row(f"CPU s of {name}: burst / baseline / floor", cpu_cell(name)))
+    if "scale" in results:
+        scale = results["scale"]
+        lines.append(
+            f"\nMemory: controller RSS {scale['controller_rss_mib']:.1f} MiB with "
+            f"{scale['kernels_cached']:,} Kernels, their Pods and Services cached."
+        )
+    writes = results.get("steady_writes", {})
+    lines.append(f"Steady window writes (all clients): {json.dumps(writes) if writes else 'none'}.")
+    return "\n".join(lines)
+
+
 def one_run(
     plane: ControlPlane, rest: RestClient, n: int, controller: Proc, pids: dict[str, int]
 ) -> dict[str, Any]:
@@ -551,6 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
+    print(table(results))
     return 0
 
 
