@@ -81,7 +81,7 @@ test: lint typecheck controlplane ## lint, type-check and run every test (starts
 bench-informer: venv controlplane ## informer benchmark: sync time and memory per object (10,000 Pods)
 	$(VENV_PY) bench/informer_bench.py
 
-bench: venv controlplane ## controller benchmark: 1,000-Kernel burst vs baseline, API cost, memory at 10,000
+bench: venv controlplane ## controller benchmark (~18 min): 1,000-Kernel burst vs baseline and floor, API cost, memory at 10,000
 	PYTHONPATH=src:hack $(VENV_PY) bench/controller_bench.py
 
 clean: ## remove the venv and caches (not the control plane binaries)
