@@ -41,6 +41,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -589,6 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     rest = RestClient(api)
     pids = {name: proc.pid for name, proc in plane.processes.items() if proc.pid is not None}
     pids |= {"node": node.popen.pid, "controller": controller.popen.pid, "bench": os.getpid()}
+    finished = False
     results: dict[str, Any] = {"kernels": args.kernels, "workers": WORKERS, "runs": []}
     try:
         time.sleep(3)  # let both processes start and sync (empty caches)
@@ -608,11 +610,16 @@ def main(argv: list[str] | None = None) -> int:
             results["scale"] = scale(rest, controller, args.scale)
             print(f"scale: {json.dumps(results['scale'])}", flush=True)
         results["steady_writes"] = steady(plane, args.steady)
+        finished = True
     finally:
         close_api_client(api)
         controller.stop()
         node.stop()
         plane.stop()
+        if finished:
+            shutil.rmtree(work, ignore_errors=True)  # etcd's data: ~600 MB after a full run
+        else:
+            print(f"logs and data kept in {work}", file=sys.stderr)
     out = REPO / ".bench" / "controller.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
