@@ -462,7 +462,7 @@ def test_api_budget_of_a_new_kernel(
     )
     wait_ready_reason(clients, "b1", "KernelReady")
 
-    eventually(lambda: requests.count("create:events") >= 2, timeout=10, message="no events")
+    eventually(lambda: requests.count("create:events") >= 2, timeout=30, message="no events")
     writes = requests.writes()
     events = writes.pop("create:events", 0)
     assert writes.pop("patch:kernels") == 1  # the identity annotations
@@ -484,7 +484,7 @@ def test_events_go_through_their_own_client_when_given_one(
     clients.kernels.create(kernel_body("b2"))
     eventually(lambda: clients.get(clients.services, "b2"), timeout=30, message="no service")
 
-    eventually(lambda: event_requests.count("create:events") == 2, timeout=10, message="no events")
+    eventually(lambda: event_requests.count("create:events") == 2, timeout=30, message="no events")
     assert event_requests.writes() == {"create:events": 2}
     assert "create:events" not in requests.writes()
     assert requests.count("create:pods") == 1
