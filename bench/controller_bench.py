@@ -437,15 +437,14 @@ def scale(rest: RestClient, controller: Proc, total: int) -> dict[str, Any]:
     """Create ``total`` Kernels; report the controller's memory once all are settled."""
     namespace = new_namespace(rest, "scale-")
     kernels = ResourceClient(rest, KERNELS, namespace=namespace)
-    to_create = total
     with ThreadPoolExecutor(CLIENT_THREADS) as pool:
-        list(pool.map(lambda i: kernels.create(kernel(f"s-{i:05d}")), range(to_create)))
+        list(pool.map(lambda i: kernels.create(kernel(f"s-{i:05d}")), range(total)))
     # Watch (not list) the namespace: listing 10,000 Services over and over slowed the very
     # run it waited for. Memory is read once everything settled: every Kernel Ready (its
     # status written and cached) and the controller idle.
     watcher = Watcher(rest, namespace)
     try:
-        wait_until(lambda: watcher.counts()[2] >= to_create, 1800, "scale ready", interval=1.0)
+        wait_until(lambda: watcher.counts()[2] >= total, 1800, "scale ready", interval=1.0)
     finally:
         watcher.stop()
     settle_deadline = time.monotonic() + 120
@@ -455,7 +454,7 @@ def scale(rest: RestClient, controller: Proc, total: int) -> dict[str, Any]:
         if controller.cpu_seconds() - before < 0.25:
             break
     return {
-        "kernels_cached": to_create,
+        "kernels_cached": total,
         "controller_rss_mib": round(controller.memory_mib("VmRSS"), 1),
         "controller_peak_rss_mib": round(controller.memory_mib("VmHWM"), 1),
     }

@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,33 @@ class ControllerProcess:
         if self.popen.poll() is None:
             self.kill()
         self._log.close()
+
+
+class ControllerProcesses:
+    """The controller processes of one test: ``start`` one, ``close`` kills them all and,
+    when the test failed, prints their output (pytest attaches it to the report)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self._log_dir = log_dir
+        self._procs: list[ControllerProcess] = []
+
+    def start(
+        self, kubeconfig: str, args: Sequence[str], env: dict[str, str] | None = None
+    ) -> ControllerProcess:
+        proc = ControllerProcess(
+            kubeconfig=kubeconfig,
+            args=list(args),
+            log_path=self._log_dir / f"controller-{len(self._procs)}.log",
+            env=env,
+        )
+        self._procs.append(proc)
+        return proc
+
+    def close(self, *, test_failed: bool) -> None:
+        for n, proc in enumerate(self._procs):
+            proc.close()
+            if test_failed:
+                print(f"--- controller {n} output:\n{proc.output()[-6000:]}")  # noqa: T201
 
 
 def wait_exit(proc: ControllerProcess, timeout: float) -> int:

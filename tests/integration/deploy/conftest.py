@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from controllerprocess import ControllerProcess
+from controllerprocess import ControllerProcess, ControllerProcesses
 from deploytest import (
     CONFIG,
     Doc,
@@ -31,23 +31,10 @@ def spawn(
 ) -> Iterator[Callable[..., ControllerProcess]]:
     """``spawn(kubeconfig, *args)`` starts a controller process; all are killed afterwards,
     and their output is attached to the report of a failed test."""
-    procs: list[ControllerProcess] = []
-
-    def start(kubeconfig: str, *args: str) -> ControllerProcess:
-        proc = ControllerProcess(
-            kubeconfig=kubeconfig,
-            args=list(args),
-            log_path=tmp_path / f"controller-{len(procs)}.log",
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
+    procs = ControllerProcesses(tmp_path)
+    yield lambda kubeconfig, *args: procs.start(kubeconfig, args)
     failed = getattr(request.node, "rep_call", None)
-    for n, proc in enumerate(procs):
-        proc.close()
-        if failed is not None and failed.failed:
-            print(f"--- controller {n} output:\n{proc.output()[-6000:]}")  # noqa: T201
+    procs.close(test_failed=failed is not None and failed.failed)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from controllerprocess import ControllerProcess
+from controllerprocess import ControllerProcess, ControllerProcesses
 
 
 @pytest.fixture
@@ -16,21 +16,7 @@ def spawn(
 ) -> Iterator[Callable[..., ControllerProcess]]:
     """``spawn(*args, env=...)`` starts a controller process; all are killed afterwards, and
     their output is attached to the report of a failed test."""
-    procs: list[ControllerProcess] = []
-
-    def start(*args: str, env: dict[str, str] | None = None) -> ControllerProcess:
-        proc = ControllerProcess(
-            kubeconfig=kubeconfig,
-            args=list(args),
-            log_path=tmp_path / f"controller-{len(procs)}.log",
-            env=env,
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
+    procs = ControllerProcesses(tmp_path)
+    yield lambda *args, env=None: procs.start(kubeconfig, args, env)
     failed = getattr(request.node, "rep_call", None)
-    for n, proc in enumerate(procs):
-        proc.close()
-        if failed is not None and failed.failed:
-            print(f"--- controller {n} output:\n{proc.output()[-6000:]}")  # noqa: T201
+    procs.close(test_failed=failed is not None and failed.failed)

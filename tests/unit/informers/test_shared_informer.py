@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import queue
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,8 +17,8 @@ from typing import Any
 import pytest
 
 from eventually import eventually
+from fakewatch import FakeWatch
 from informers.backoff import JitteredBackoff
-from informers.client import WatchEvent
 from informers.clock import FakeClock
 from informers.frozen import FrozenDict
 from informers.resource import Object
@@ -39,32 +38,6 @@ def wait(probe: Callable[[], Any], message: str) -> Any:
 
 
 # ------------------------------------------------------------------------------ fakes
-_END = object()
-
-
-class FakeWatch:
-    """One watch response: yields what the test feeds until ``close()``."""
-
-    def __init__(self) -> None:
-        self._queue: queue.Queue[object] = queue.Queue()
-        self.closed = threading.Event()
-
-    def feed(self, event_type: str, obj: Object) -> None:
-        self._queue.put(WatchEvent(type=event_type, object=copy.deepcopy(obj)))
-
-    def close(self) -> None:
-        self.closed.set()
-        self._queue.put(_END)
-
-    def __iter__(self) -> Iterator[WatchEvent]:
-        while True:
-            item = self._queue.get()
-            if item is _END or self.closed.is_set():
-                return
-            assert isinstance(item, WatchEvent)
-            yield item
-
-
 class FakeListerWatcher:
     """A one-page collection (``set_collection`` changes what the next list sees) and watches
     fed by the test. ``list_gate``, when set, holds every list until the test opens it."""
