@@ -5,7 +5,8 @@ Usage: .venv/bin/python bench/controller_bench.py [--kernels 1000] [--runs 3]
 
 Starts its own local control plane, the local node in ``--no-processes`` mode (Pods go
 Running + Ready with an IP, no kernel process), and the controller as a separate process with
-``--qps``/``--burst`` high enough not to be the limit (the API server is the limit here).
+its defaults but ``--workers 8``: no client-side throttle (the API server is the limit, and
+its Priority and Fairness answers overload with 429, which the controller obeys).
 Each run:
 
 1. Burst: N Kernels created at once (16 client threads). Time until every Pod and Service
@@ -43,7 +44,6 @@ import queue
 import re
 import shutil
 import signal
-import socket
 import ssl
 import statistics
 import subprocess
@@ -73,7 +73,7 @@ from informers import (
     close_api_client,
     new_api_client,
 )
-from localcluster import ControlPlane, default_bin_dir, install_crds
+from localcluster import ControlPlane, default_bin_dir, free_port, install_crds
 from reconcilers.desired import Observed, desired_state
 from reconcilers.model import Fresh, ReconcileSettings
 
@@ -87,12 +87,6 @@ NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 WORKERS = 8
 CLIENT_THREADS = 16
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def kernel(name: str) -> dict[str, Any]:
@@ -180,7 +174,9 @@ class Watcher:
             name=f"bench-{resource.plural}",
             lister_watcher=ResourceClient(rest, resource, namespace=namespace),
         )
-        informer.add_event_handler(FuncHandler(add=on, update=lambda _, new: on(new)))
+        informer.add_event_handler(
+            FuncHandler(add=lambda obj, _: on(obj), update=lambda _, new: on(new))
+        )
         informer.start()
         informer.wait_for_sync(60)
         return informer
@@ -577,8 +573,6 @@ def main(argv: list[str] | None = None) -> int:
             str(Path(sys.executable).with_name("kernel-controller")),
             f"--kubeconfig={kubeconfig}",
             f"--workers={WORKERS}",
-            "--qps=5000",
-            "--burst=5000",
             "--metrics-addr=0",
             f"--probe-addr=127.0.0.1:{free_port()}",
             "--no-reissue-pod-events",

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,14 +19,9 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from eventually import eventually
+from localcluster import free_port
 
 EXECUTABLE = Path(sys.executable).with_name("kernel-controller")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ControllerProcess:
@@ -137,9 +131,10 @@ class ControllerProcesses:
 
     def close(self, *, test_failed: bool) -> None:
         for n, proc in enumerate(self._procs):
-            proc.close()
+            proc.kill()
             if test_failed:
                 print(f"--- controller {n} output:\n{proc.output()[-6000:]}")  # noqa: T201
+            proc.close()
 
 
 def wait_exit(proc: ControllerProcess, timeout: float) -> int:

@@ -32,6 +32,8 @@ CLUSTER_SCOPED = {
     "CustomResourceDefinition",
     "ClusterRole",
     "ClusterRoleBinding",
+    "FlowSchema",
+    "PriorityLevelConfiguration",
 }
 
 
@@ -185,11 +187,41 @@ def service_account_kubeconfig(
     return str(path)
 
 
+def install_rbac(
+    api_client: client.ApiClient,
+    *,
+    admin_kubeconfig: str,
+    namespace: str,
+    work_dir: Path,
+    name_prefix: str = "",
+    mutate: Callable[[list[Doc]], list[Doc]] | None = None,
+) -> tuple[list[Doc], str]:
+    """Apply ``config/rbac`` rendered into ``namespace`` (names prefixed with ``name_prefix``),
+    optionally changed by ``mutate``; return the objects and the path of a kubeconfig acting
+    as its ServiceAccount (written in ``work_dir``)."""
+    where = write_kustomization(
+        work_dir, resources=[CONFIG / "rbac"], namespace=namespace, name_prefix=name_prefix
+    )
+    docs = render(where)
+    if mutate is not None:
+        docs = mutate(docs)
+    apply(docs, kubeconfig=admin_kubeconfig)
+    account = find(docs, "ServiceAccount")["metadata"]["name"]
+    path = service_account_kubeconfig(
+        api_client,
+        admin_kubeconfig=admin_kubeconfig,
+        namespace=namespace,
+        service_account=account,
+        path=work_dir / f"{account}.kubeconfig",
+    )
+    return docs, path
+
+
 def delete_cluster_scoped(docs: Iterable[Doc], *, kubeconfig: str) -> None:
     """Delete the cluster-scoped objects among ``docs`` (namespaced ones go with their
     namespace); never waits."""
     for doc in docs:
-        if doc["kind"] in CLUSTER_SCOPED - {"Namespace", "CustomResourceDefinition"}:
+        if doc["kind"] in {"ClusterRole", "ClusterRoleBinding"}:
             kubectl(
                 "delete",
                 doc["kind"].lower() + ".rbac.authorization.k8s.io",

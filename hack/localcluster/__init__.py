@@ -10,6 +10,7 @@ from localcluster.controlplane import (
     default_bin_dir,
 )
 from localcluster.crds import install_crds
+from localcluster.ports import free_port, free_ports
 
 __all__ = [
     "APISERVER",
@@ -18,5 +19,7 @@ __all__ = [
     "ControlPlane",
     "ControlPlaneError",
     "default_bin_dir",
+    "free_port",
+    "free_ports",
     "install_crds",
 ]

@@ -18,7 +18,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -29,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from localcluster.ports import free_ports
 from localcluster.process import ManagedProcess
 
 ETCD = "etcd"
@@ -54,16 +54,27 @@ class Ports:
 
     @classmethod
     def pick(cls) -> Ports:
-        return cls(*_free_ports(4))
+        return cls(*free_ports(4))
 
 
 class ControlPlane:
     """etcd + kube-apiserver + kube-controller-manager rooted in ``work_dir``."""
 
-    def __init__(self, *, bin_dir: Path, work_dir: Path, ports: Ports | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        bin_dir: Path,
+        work_dir: Path,
+        ports: Ports | None = None,
+        audit_policy: str | None = None,
+    ) -> None:
+        """``audit_policy`` (an audit ``Policy`` as YAML) turns on the API server's audit log
+        (JSON lines in ``audit_log_path``), e.g. to see exactly which requests a client sent."""
         self.bin_dir = bin_dir
         self.work_dir = work_dir
         self.ports = ports or Ports.pick()
+        self.audit_policy = audit_policy
+        self.audit_log_path = work_dir / "audit.log"
         self.token_path = work_dir / "admin.token"
         self.kubeconfig_path = work_dir / "kubeconfig"
         self.state_path = work_dir / "state.json"
@@ -86,6 +97,8 @@ class ControlPlane:
         """
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._write_credentials()
+        if self.audit_policy is not None:
+            (self.work_dir / "audit-policy.yaml").write_text(self.audit_policy)
         try:
             self.start_etcd()
             self.start_apiserver()
@@ -151,6 +164,17 @@ class ControlPlane:
         )
         self._etcd_call("/v3/kv/compaction", {"revision": revision, "physical": True})
         return revision
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        """Every event of the audit log so far (needs ``audit_policy``), oldest first."""
+        if not self.audit_log_path.exists():
+            return []
+        events = []
+        with self.audit_log_path.open(encoding="utf-8") as log:
+            for line in log:
+                with contextlib.suppress(ValueError):
+                    events.append(json.loads(line))
+        return events
 
     def running(self) -> bool:
         return all(p.alive() for p in self.processes.values())
@@ -232,6 +256,19 @@ class ControlPlane:
             # compaction (410 Gone) at once: tests use them to observe compaction.
             f"--watch-cache-sizes={UNCACHED_RESOURCE}#0",
             "--v=1",
+            *self._audit_args(),
+        ]
+
+    def _audit_args(self) -> list[str]:
+        if self.audit_policy is None:
+            return []
+        policy = self.work_dir / "audit-policy.yaml"
+        return [
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.audit_log_path}",
+            "--audit-log-format=json",
+            "--audit-log-maxsize=0",  # no rotation: the test reads one file
+            "--audit-log-mode=blocking",  # written before the answer: no event lags behind
         ]
 
     def _kcm_args(self) -> list[str]:
@@ -332,15 +369,6 @@ class ControlPlane:
         with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310
             result: dict[str, Any] = json.loads(resp.read())
         return result
-
-
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct loopback ports that were free a moment ago (held open together)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def _b64(data: bytes) -> str:

@@ -117,7 +117,9 @@ class LocalNode:
                 log.warning("launch script %s does not exist (yet)", self._s.launch_script)
             if not self._register(stop):
                 return
-            handler = FuncHandler(add=self._enqueue, update=self._enqueue_new, delete=self._gone)
+            handler = FuncHandler(
+                add=lambda pod, _: self._enqueue(pod), update=self._enqueue_new, delete=self._gone
+            )
             for informer in (self._bound, self._unbound):
                 informer.add_event_handler(handler)
                 informer.start()

@@ -19,6 +19,7 @@ from informers.client import (
 )
 from informers.clock import Clock, FakeClock, RealClock
 from informers.errors import (
+    NAMESPACE_TERMINATING_CAUSE,
     ApiError,
     BadRequest,
     Conflict,
@@ -28,6 +29,7 @@ from informers.errors import (
     Invalid,
     NotFound,
     ServerError,
+    StatusCause,
     TooManyRequests,
     Unauthorized,
 )
@@ -43,6 +45,7 @@ from informers.ratelimit import (
 )
 from informers.reflector import Reflector, ReflectorStats, Transform
 from informers.resource import ListerWatcher, Object, Resource, ResourceClient
+from informers.retry_after import RetryAfterPolicy
 from informers.shared_informer import EventHandler, FuncHandler, SharedInformer
 from informers.store import (
     CONTROLLER_UID_INDEX,
@@ -57,6 +60,8 @@ from informers.store import (
 )
 from informers.throttle import QpsThrottle
 from informers.workqueue import (
+    LOW_PRIORITY,
+    NORMAL_PRIORITY,
     DelayingQueue,
     NoopQueueMetrics,
     QueueMetrics,
@@ -69,8 +74,11 @@ __all__ = [
     "APPLY_PATCH",
     "CONTROLLER_UID_INDEX",
     "JSON",
+    "LOW_PRIORITY",
     "MERGE_PATCH",
     "NAMESPACE_INDEX",
+    "NAMESPACE_TERMINATING_CAUSE",
+    "NORMAL_PRIORITY",
     "ApiError",
     "BadRequest",
     "BucketRateLimiter",
@@ -109,8 +117,10 @@ __all__ = [
     "Resource",
     "ResourceClient",
     "RestClient",
+    "RetryAfterPolicy",
     "ServerError",
     "SharedInformer",
+    "StatusCause",
     "Throttle",
     "TooManyRequests",
     "Transform",

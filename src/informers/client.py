@@ -5,6 +5,13 @@ of the parsed JSON and far slower to build. This module reuses only its configur
 authentication (including token refresh) and urllib3 pool, and gives callers ``dict`` bodies
 and a line-by-line watch stream.
 
+A request answered ``429 Too Many Requests`` (the API server's Priority and Fairness) is sent
+again after the answer's ``Retry-After``, as :class:`~informers.retry_after.RetryAfterPolicy`
+decides (bounded in count and total wait); the wait ends early, with the error raised, when
+the client's ``interrupt`` event is set (shutdown). Watches are not retried here: the
+reflector owns their lifecycle. There is no client-side rate limit unless a ``Throttle`` is
+given (current practice: the server's APF protects it).
+
 Thread-safety: a :class:`RestClient` may be shared by all threads (urllib3's pool is
 thread-safe). A :class:`WatchStream` is consumed by one thread; ``close()`` may be called from
 any thread to interrupt a blocked read.
@@ -15,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,13 +31,15 @@ from typing import Any, Protocol
 import urllib3
 from kubernetes.client import ApiClient
 
-from informers.errors import ConnectionFailed, error_for_status
+from informers.errors import ConnectionFailed, TooManyRequests, error_for_status
+from informers.retry_after import RetryAfterPolicy
 
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
+AUDIT_ID_HEADER = "Audit-Id"  # the API server names its audit record of each request
 DEFAULT_TIMEOUT_SECONDS = 30.0
 CONNECT_TIMEOUT_SECONDS = 10.0
 
@@ -68,12 +78,17 @@ class RestClient:
         observer: RequestObserver | None = None,
         throttle: Throttle | None = None,
         user_agent: str = "informers/0.1",
+        retry: RetryAfterPolicy | None = None,
+        interrupt: threading.Event | None = None,
     ) -> None:
         self._api = api_client
         self._pool = api_client.rest_client.pool_manager
         self._observer = observer
         self._throttle = throttle
         self._user_agent = user_agent
+        self._retry = retry if retry is not None else RetryAfterPolicy()
+        # Set by the owner at shutdown: ends a Retry-After wait at once (the 429 is raised).
+        self._interrupt = interrupt if interrupt is not None else threading.Event()
 
     @property
     def host(self) -> str:
@@ -90,16 +105,54 @@ class RestClient:
         content_type: str = JSON,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> Any:
-        """Send one request and return the parsed JSON answer; raise :class:`ApiError`."""
-        response = self._send(
-            method,
-            path,
-            info=info,
-            query=query,
-            body=body,
-            content_type=content_type,
-            timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=timeout),
-        )
+        """Send one request and return the parsed JSON answer; raise :class:`ApiError`.
+
+        A ``429`` answer is retried after its ``Retry-After`` (see the module docstring).
+        """
+        retries, waited, previous = 0, 0.0, ""
+        while True:
+            try:
+                response = self._send(
+                    method,
+                    path,
+                    info=info,
+                    query=query,
+                    body=body,
+                    content_type=content_type,
+                    timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=timeout),
+                )
+            except TooManyRequests as err:
+                wait = self._retry.next_wait(
+                    retry_after=err.retry_after, retries=retries, waited=waited
+                )
+                log.debug(
+                    "throttled by the API server",
+                    extra={
+                        "method": method,
+                        "path": path,
+                        "retry_after": err.retry_after,
+                        "audit_id": err.audit_id,
+                        "previous_audit_id": previous,
+                        "wait": wait,
+                        "retries": retries,
+                    },
+                )
+                if wait is None or self._interrupt.wait(wait):
+                    raise
+                retries, waited, previous = retries + 1, waited + wait, err.audit_id
+                continue
+            if retries:
+                log.debug(
+                    "retried request answered",
+                    extra={
+                        "method": method,
+                        "path": path,
+                        "code": response.status,
+                        "audit_id": response.headers.get(AUDIT_ID_HEADER, ""),
+                        "previous_audit_id": previous,
+                    },
+                )
+            break
         try:
             data = response.data
         finally:

@@ -9,8 +9,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 MAX_MESSAGE_CHARS = 300
+NAMESPACE_TERMINATING_CAUSE = "NamespaceTerminating"
+
+
+@dataclass(frozen=True)
+class StatusCause:
+    """One entry of a ``Status``'s ``details.causes`` (e.g. ``NamespaceTerminating``)."""
+
+    type: str
+    message: str = ""
+    field: str = ""
 
 
 class ApiError(Exception):
@@ -19,17 +30,33 @@ class ApiError(Exception):
     status: int = 0
 
     def __init__(
-        self, message: str, *, status: int | None = None, reason: str = "", retry_after: float = 0.0
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        reason: str = "",
+        retry_after: float | None = None,
+        causes: tuple[StatusCause, ...] = (),
+        audit_id: str = "",
     ) -> None:
         super().__init__(message[:MAX_MESSAGE_CHARS])
         if status is not None:
             self.status = status
         self.reason = reason
+        # The server's Retry-After in seconds; None when the answer had none.
         self.retry_after = retry_after
+        self.causes = causes
+        # The API server's Audit-Id of the request (its audit log record), when it answered.
+        self.audit_id = audit_id
 
     @property
     def message(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+    def has_cause(self, cause_type: str) -> bool:
+        """Whether the ``Status`` named ``cause_type`` among its causes (apimachinery's
+        ``HasStatusCause``)."""
+        return any(cause.type == cause_type for cause in self.causes)
 
 
 class ConnectionFailed(ApiError):
@@ -46,6 +73,11 @@ class Unauthorized(ApiError):
 
 class Forbidden(ApiError):
     status = 403
+
+    @property
+    def namespace_terminating(self) -> bool:
+        """A create refused because its namespace is being deleted: retrying cannot help."""
+        return self.has_cause(NAMESPACE_TERMINATING_CAUSE)
 
 
 class NotFound(ApiError):
@@ -102,14 +134,15 @@ def error_for_status(
     status: int, body: bytes | str | Mapping[str, object] | None, headers: Mapping[str, str]
 ) -> ApiError:
     """Build the error for an HTTP answer ``status`` with a ``Status`` JSON ``body``."""
-    message, reason = _status_message(body)
+    parsed = _parse_status(body)
     cls = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
-    retry_after = _retry_after(headers)
     return cls(
-        f"HTTP {status}: {message}" if message else f"HTTP {status}",
+        f"HTTP {status}: {parsed.message}" if parsed.message else f"HTTP {status}",
         status=status,
-        reason=reason,
-        retry_after=retry_after,
+        reason=parsed.reason,
+        retry_after=_retry_after(headers),
+        causes=parsed.causes,
+        audit_id=_header(headers, "audit-id") or "",
     )
 
 
@@ -119,32 +152,68 @@ def error_for_status_object(obj: Mapping[str, object]) -> ApiError:
     return error_for_status(code if isinstance(code, int) else 500, obj, {})
 
 
-def _status_message(body: bytes | str | Mapping[str, object] | None) -> tuple[str, str]:
+@dataclass(frozen=True)
+class _ParsedStatus:
+    message: str = ""
+    reason: str = ""
+    causes: tuple[StatusCause, ...] = ()
+
+
+def _parse_status(body: bytes | str | Mapping[str, object] | None) -> _ParsedStatus:
     if body is None:
-        return "", ""
+        return _ParsedStatus()
     if isinstance(body, Mapping):
-        status = body
+        status: object = body
     else:
         try:
             status = json.loads(body)
         except ValueError:
             text = body.decode(errors="replace") if isinstance(body, bytes) else body
-            return text.strip()[:MAX_MESSAGE_CHARS], ""
+            return _ParsedStatus(message=text.strip()[:MAX_MESSAGE_CHARS])
     if not isinstance(status, Mapping):
-        return "", ""
+        return _ParsedStatus()
     message = status.get("message")
     reason = status.get("reason")
-    return (
-        message if isinstance(message, str) else "",
-        reason if isinstance(reason, str) else "",
+    return _ParsedStatus(
+        message=message if isinstance(message, str) else "",
+        reason=reason if isinstance(reason, str) else "",
+        causes=_causes(status.get("details")),
     )
 
 
-def _retry_after(headers: Mapping[str, str]) -> float:
+def _causes(details: object) -> tuple[StatusCause, ...]:
+    if not isinstance(details, Mapping):
+        return ()
+    causes = details.get("causes")
+    if not isinstance(causes, list):
+        return ()
+    found = []
+    for cause in causes:
+        if isinstance(cause, Mapping) and isinstance(cause.get("reason"), str):
+            found.append(
+                StatusCause(
+                    type=str(cause["reason"]),
+                    message=str(cause.get("message") or "")[:MAX_MESSAGE_CHARS],
+                    field=str(cause.get("field") or ""),
+                )
+            )
+    return tuple(found)
+
+
+def _header(headers: Mapping[str, str], wanted: str) -> str | None:
     for name, value in headers.items():
-        if name.lower() == "retry-after":
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                return 0.0
-    return 0.0
+        if name.lower() == wanted:
+            return value
+    return None
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """The Retry-After header in seconds (the API server sends whole seconds; an HTTP date
+    is not used by it and counts as absent)."""
+    value = _header(headers, "retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

@@ -174,11 +174,15 @@ class ResourceClient:
         namespace: str | None = None,
         propagation: str = "Background",
         uid: str = "",
+        grace_period: int | None = None,
     ) -> Object:
-        """Delete ``name``; with ``uid``, only if it is still that object."""
+        """Delete ``name``; with ``uid``, only if it is still that object; ``grace_period``
+        seconds (0: at once, without waiting for a kubelet) instead of the object's own."""
         options: dict[str, Any] = {"propagationPolicy": propagation}
         if uid:
             options["preconditions"] = {"uid": uid}
+        if grace_period is not None:
+            options["gracePeriodSeconds"] = grace_period
         result: Object = self.rest.request(
             "DELETE",
             self._path(namespace, name),

@@ -9,7 +9,11 @@ Threads (all named after the informer, all stopped by :meth:`SharedInformer.stop
 - ``<name>-resync`` (only with a resync period) replays the cache as updates, with no API call.
 
 Handlers get frozen objects (see :mod:`informers.frozen`) and must return promptly (typically
-they only enqueue a key). ``on_delete`` may receive a :class:`DeletedFinalStateUnknown` when a
+they only enqueue a key). ``on_add`` says whether the object came with the informer's initial
+list (client-go's ``isInInitialList``: the first list, and the cache replayed to a handler
+registered later) rather than from a watch event or a later relist, so that a controller can
+give those keys a low priority. A resync arrives as an update whose old and new objects are the
+same (equal resourceVersions). ``on_delete`` may receive a :class:`DeletedFinalStateUnknown` when a
 relist, not a watch event, revealed the deletion. An update whose resourceVersion did not change
 (from a relist) is not delivered, except by resync.
 """
@@ -42,7 +46,7 @@ JOIN_TIMEOUT_SECONDS = 10.0
 class EventHandler(Protocol):
     """Receives cache changes on the handler's own thread."""
 
-    def on_add(self, obj: Obj) -> None: ...
+    def on_add(self, obj: Obj, is_in_initial_list: bool) -> None: ...
 
     def on_update(self, old: Obj, new: Obj) -> None: ...
 
@@ -53,13 +57,13 @@ class EventHandler(Protocol):
 class FuncHandler:
     """An :class:`EventHandler` built from optional functions."""
 
-    add: Callable[[Obj], None] | None = None
+    add: Callable[[Obj, bool], None] | None = None  # (object, is_in_initial_list)
     update: Callable[[Obj, Obj], None] | None = None
     delete: Callable[[Obj | DeletedFinalStateUnknown], None] | None = None
 
-    def on_add(self, obj: Obj) -> None:
+    def on_add(self, obj: Obj, is_in_initial_list: bool) -> None:
         if self.add is not None:
-            self.add(obj)
+            self.add(obj, is_in_initial_list)
 
     def on_update(self, old: Obj, new: Obj) -> None:
         if self.update is not None:
@@ -75,6 +79,7 @@ class _Notification:
     kind: str  # "add", "update" or "delete"
     old: Obj | DeletedFinalStateUnknown | None
     new: Obj | DeletedFinalStateUnknown
+    initial: bool = False  # an add from the initial list
 
 
 class _Listener:
@@ -116,7 +121,7 @@ class _Listener:
         try:
             if n.kind == "add":
                 assert not isinstance(n.new, DeletedFinalStateUnknown)
-                self.handler.on_add(n.new)
+                self.handler.on_add(n.new, n.initial)
             elif n.kind == "update":
                 assert n.old is not None
                 assert not isinstance(n.old, DeletedFinalStateUnknown)
@@ -172,7 +177,7 @@ class SharedInformer:
         with self._dispatch_lock:
             listener = _Listener(handler, f"{self.name}-handler-{len(self._listeners)}")
             for obj in self.indexer.list():
-                listener.push(_Notification("add", None, obj))
+                listener.push(_Notification("add", None, obj, initial=True))
             self._listeners.append(listener)
             if self._started:
                 listener.thread.start()
@@ -232,11 +237,12 @@ class SharedInformer:
     # ----------------------------------------------- WatchSink (reflector thread)
     def replace(self, objects: list[Object], resource_version: str) -> None:
         with self._dispatch_lock:
+            initial = not self._synced.is_set()
             old, new = self.indexer.replace(objects)
             for key, obj in new.items():
                 before = old.get(key)
                 if before is None:
-                    self._notify(_Notification("add", None, obj))
+                    self._notify(_Notification("add", None, obj, initial=initial))
                 elif _resource_version(before) != _resource_version(obj):
                     self._notify(_Notification("update", before, obj))
             for key, gone in old.items():

@@ -3,10 +3,18 @@
 The semantics are those of client-go ``util/workqueue`` (queue.go, delaying_queue.go,
 rate_limiting_queue.go):
 
-- Fair: items are handed out in the order in which they were added (FIFO).
+- Fair: items are handed out in the order in which they were added (FIFO) — among items of
+  the same priority. Every add takes a priority (an ``int``, default ``NORMAL_PRIORITY`` 0);
+  ``get`` hands out the highest priority first. This is controller-runtime's priority queue
+  (v0.20+): a controller gives the keys of its initial list and of resyncs
+  ``LOW_PRIORITY``, so that after a start or a failover a key from a watch event (a new
+  object) does not wait behind every object of the cluster. Adding an item that is already
+  waiting keeps the higher of the two priorities and its place among items of that priority
+  (the order of its first add); with every priority equal, this is client-go's FIFO queue.
 - Stingy: an item is never handed to two workers at once, and adding an item that is already
   waiting to be processed merges with it.
-- An item added while it is being processed is marked dirty, and ``done`` queues it again.
+- An item added while it is being processed is marked dirty, and ``done`` queues it again
+  (with the highest priority it was added with meanwhile).
 - Shutdown: ``add`` and ``add_after`` are then ignored and delayed items are dropped; ``get``
   keeps handing out the items already queued and, once the queue is empty, returns
   ``(None, True)``. ``shut_down_with_drain`` also waits until every item handed out is done.
@@ -28,7 +36,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
-from collections import deque
 from collections.abc import Hashable
 from typing import Generic, Literal, Protocol, TypeVar
 
@@ -36,6 +43,9 @@ from informers.clock import Clock
 from informers.ratelimit import RateLimiter
 
 T = TypeVar("T", bound=Hashable)
+
+NORMAL_PRIORITY = 0
+LOW_PRIORITY = -100  # controller-runtime's handler.LowPriority: initial list and resyncs
 
 
 class QueueMetrics(Protocol):
@@ -135,10 +145,12 @@ class RecordingQueueMetrics:
 
 
 class WorkQueue(Generic[T]):
-    """A fair, stingy FIFO work queue; see the module docstring for the contract.
+    """A fair, stingy priority work queue; see the module docstring for the contract.
 
-    Invariants, under ``_mutex``: every item in ``_queue`` is dirty and not being processed;
-    ``_queue`` has no duplicates; every dirty item is either in ``_queue`` or being processed.
+    Invariants, under ``_mutex``: every item of ``_queued`` is dirty and not being processed,
+    and has exactly one live entry in the heap ``_heap`` (``_queued[item]`` names it; other
+    entries of that item are stale and dropped when they reach the top); every dirty item is
+    either queued or being processed; ``_priority`` holds the priority of every dirty item.
     """
 
     def __init__(self, *, name: str, clock: Clock, metrics: QueueMetrics | None = None) -> None:
@@ -151,20 +163,25 @@ class WorkQueue(Generic[T]):
         # Notified when nothing is being processed any more or the queue shuts down;
         # shut_down_with_drain() waits on it.
         self._all_done = threading.Condition(self._mutex)
-        self._queue: deque[T] = deque()  # guarded by _mutex; the order of work
+        # guarded by _mutex; the order of work: (-priority, sequence, item), may hold stale
+        # entries (see the class invariants)
+        self._heap: list[tuple[int, int, T]] = []
+        self._queued: dict[T, tuple[int, int]] = {}  # guarded by _mutex; live heap entries
+        self._sequence = itertools.count()  # guarded by _mutex; FIFO order within a priority
         # guarded by _mutex; the dirty set: items to process, with the time each became dirty.
         self._dirty: dict[T, float] = {}
+        self._priority: dict[T, int] = {}  # guarded by _mutex; priority of each dirty item
         # guarded by _mutex; the processing set: items handed out, with the time of hand-out.
         self._processing: dict[T, float] = {}
         self._shutting_down = False  # guarded by _mutex
         self._drain = False  # guarded by _mutex; cleared by shut_down() to stop a drain
 
-    def add(self, item: T) -> None:
+    def add(self, item: T, *, priority: int = NORMAL_PRIORITY) -> None:
         """Mark ``item`` as needing processing; ignored once the queue is shutting down."""
         if item is None:
             raise ValueError("None cannot be queued: get() returns it on shutdown")
         with self._mutex:
-            self._add_locked(item)
+            self._add_locked(item, priority)
 
     def get(self) -> tuple[T, Literal[False]] | tuple[None, Literal[True]]:
         """Block until an item is available and return ``(item, False)``.
@@ -172,16 +189,27 @@ class WorkQueue(Generic[T]):
         Returns ``(None, True)`` once the queue is shutting down and empty. The caller must
         call ``done(item)`` when it has finished with the item.
         """
+        item, _, shutdown = self.get_with_priority()
+        if shutdown or item is None:
+            return None, True
+        return item, False
+
+    def get_with_priority(self) -> tuple[T | None, int, bool]:
+        """Like :meth:`get`, with the item's priority: ``(item, priority, shutdown)``.
+
+        A worker that queues the item again (a retry) passes that priority back.
+        """
         with self._mutex:
-            while not self._queue and not self._shutting_down:
+            while not self._queued and not self._shutting_down:
                 self._not_empty.wait()
-            if not self._queue:
-                return None, True
-            item = self._queue.popleft()
+            if not self._queued:
+                return None, NORMAL_PRIORITY, True
+            item = self._pop_locked()
             now = self._clock.now()
             self._metrics.get(now - self._dirty.pop(item))
+            priority = self._priority.pop(item)
             self._processing[item] = now
-            return item, False
+            return item, priority, False
 
     def done(self, item: T) -> None:
         """Mark ``item`` as processed; if it was added meanwhile, queue it again.
@@ -194,7 +222,7 @@ class WorkQueue(Generic[T]):
                 return
             self._metrics.done(self._clock.now() - started)
             if item in self._dirty:
-                self._queue.append(item)
+                self._push_locked(item, next(self._sequence))
                 self._not_empty.notify()
             if not self._processing:
                 self._all_done.notify_all()
@@ -202,7 +230,7 @@ class WorkQueue(Generic[T]):
     def __len__(self) -> int:
         """Return the number of items waiting to be handed out (not those being processed)."""
         with self._mutex:
-            return len(self._queue)
+            return len(self._queued)
 
     def shut_down(self) -> None:
         """Stop accepting items and wake every blocked ``get``; cancels a pending drain."""
@@ -249,16 +277,39 @@ class WorkQueue(Generic[T]):
                 unfinished_seconds=sum(ages), longest_running_seconds=max(ages, default=0.0)
             )
 
-    def _add_locked(self, item: T) -> None:
-        """Add ``item``; the caller holds ``_mutex``."""
-        if self._shutting_down or item in self._dirty:
+    def _add_locked(self, item: T, priority: int) -> None:
+        """Add ``item`` with ``priority``; the caller holds ``_mutex``."""
+        if self._shutting_down:
+            return
+        if item in self._dirty:
+            if priority <= self._priority[item]:
+                return
+            self._priority[item] = priority  # merged: keep the higher priority
+            live = self._queued.get(item)
+            if live is not None:  # waiting: move it up, keeping its place in the order
+                self._push_locked(item, live[1])
             return
         self._metrics.add()
         self._dirty[item] = self._clock.now()
+        self._priority[item] = priority
         if item in self._processing:
             return
-        self._queue.append(item)
+        self._push_locked(item, next(self._sequence))
         self._not_empty.notify()
+
+    def _push_locked(self, item: T, sequence: int) -> None:
+        """Make ``(priority, sequence)`` the live heap entry of the dirty ``item``."""
+        entry = (-self._priority[item], sequence)
+        self._queued[item] = entry
+        heapq.heappush(self._heap, (*entry, item))
+
+    def _pop_locked(self) -> T:
+        """Remove and return the first queued item, dropping stale entries on the way."""
+        while True:
+            neg_priority, sequence, item = heapq.heappop(self._heap)
+            if self._queued.get(item) == (neg_priority, sequence):
+                del self._queued[item]
+                return item
 
     def _shut_down_locked(self, *, drain: bool) -> None:
         """Enter shutdown; the caller holds ``_mutex``. Subclasses extend it."""
@@ -276,7 +327,8 @@ class DelayingQueue(WorkQueue[T]):
 
     Invariants, under ``_mutex``: ``_ready_at`` maps each waiting item to its one live entry in
     the heap ``_waiting``; other heap entries for that item are stale and are dropped when they
-    reach the top. An item that is already waiting keeps the earlier of its two ready times.
+    reach the top. An item that is already waiting keeps the earlier of its two ready times
+    and the higher of its two priorities (``_waiting_priority``).
     """
 
     def __init__(self, *, name: str, clock: Clock, metrics: QueueMetrics | None = None) -> None:
@@ -287,14 +339,14 @@ class DelayingQueue(WorkQueue[T]):
         # guarded by _mutex; heap of (ready_at, sequence number, item), may hold stale entries
         self._waiting: list[tuple[float, int, T]] = []
         self._ready_at: dict[T, float] = {}  # guarded by _mutex; see the class invariants
-        self._sequence = itertools.count()  # guarded by _mutex; breaks ties in the heap
+        self._waiting_priority: dict[T, int] = {}  # guarded by _mutex; of each waiting item
         self._stop = threading.Event()  # set under _mutex when the timer thread must exit
         self._timer = threading.Thread(
             target=self._run_timer, name=f"workqueue-{name}-timer", daemon=True
         )
         self._timer.start()
 
-    def add_after(self, item: T, delay: float) -> None:
+    def add_after(self, item: T, delay: float, *, priority: int = NORMAL_PRIORITY) -> None:
         """Add ``item`` once ``delay`` seconds have passed on the clock (now if ``delay <= 0``).
 
         Ignored once the queue is shutting down.
@@ -306,9 +358,10 @@ class DelayingQueue(WorkQueue[T]):
                 return
             self._metrics.retry()
             if delay <= 0:
-                self._add_locked(item)
+                self._add_locked(item, priority)
                 return
             ready_at = self._clock.now() + delay
+            self._waiting_priority[item] = max(priority, self._waiting_priority.get(item, priority))
             current = self._ready_at.get(item)
             if current is not None and current <= ready_at:
                 return
@@ -333,7 +386,7 @@ class DelayingQueue(WorkQueue[T]):
             elif ready_at <= now:
                 heapq.heappop(self._waiting)
                 del self._ready_at[item]
-                self._add_locked(item)
+                self._add_locked(item, self._waiting_priority.pop(item))
             else:
                 return
 
@@ -343,6 +396,7 @@ class DelayingQueue(WorkQueue[T]):
         self._stop.set()
         self._waiting.clear()
         self._ready_at.clear()
+        self._waiting_priority.clear()
         self._waiting_changed.notify_all()
 
     def _after_shut_down(self) -> None:
@@ -370,9 +424,9 @@ class RateLimitingQueue(DelayingQueue[T]):
         super().__init__(name=name, clock=clock, metrics=metrics)
         self._rate_limiter = rate_limiter
 
-    def add_rate_limited(self, item: T) -> None:
+    def add_rate_limited(self, item: T, *, priority: int = NORMAL_PRIORITY) -> None:
         """Add ``item`` after the delay the rate limiter gives for this retry."""
-        self.add_after(item, self._rate_limiter.when(item))
+        self.add_after(item, self._rate_limiter.when(item), priority=priority)
 
     def forget(self, item: T) -> None:
         """Clear the retry history of ``item`` (it does not remove the item from the queue)."""

@@ -11,8 +11,9 @@ Contract:
   (a bad value; names the flag or variable), :class:`UsageError` (argparse's complaint: an
   unknown flag, a missing value) or :class:`HelpShown` (``--help`` was printed to stdout).
 - :func:`main` writes any of those errors as exactly one line on stderr and returns 2;
-  ``--help`` returns 0. For now, on success it prints the effective settings as one JSON line
-  on stdout and returns 0 (no setting is a secret).
+  ``--help`` returns 0. With valid settings it runs the controller
+  (:class:`~kernel_controller.manager.Manager`) and returns its exit code: 0 after a clean
+  shutdown, 1 when it fails (e.g. loses the leader Lease).
 
 Nothing runs at import time; parsing reads only its arguments, the given environment, the
 service-account namespace file and (to check it exists) the ``--kubeconfig`` path.
@@ -153,9 +154,12 @@ OPTIONS: tuple[Option, ...] = (
            "the in-cluster service account, else ~/.kube/config", _kubeconfig, "PATH"),
     Option("--namespaces", CLUSTER, "comma-separated namespaces whose Kernels to serve",
            "all namespaces", parse_namespaces, "NS[,NS...]"),
-    Option("--qps", CLUSTER, "sustained requests per second to the API server",
-           "20", parse_float, "N"),
-    Option("--burst", CLUSTER, "requests allowed in a burst above --qps", "30", parse_int, "N"),
+    Option("--qps", CLUSTER,
+           "client-side limit of requests per second to the API server; 0 or less is off, "
+           "leaving the API server's Priority and Fairness to protect it (429 answers are "
+           "retried after their Retry-After)", "off", parse_float, "N"),
+    Option("--burst", CLUSTER, "requests allowed in a burst above --qps; 0 or less: --qps "
+           "rounded up", "--qps rounded up", parse_int, "N"),
     Option("--workers", KERNELS, f"Kernels reconciled in parallel, 1..{MAX_WORKERS}",
            "4", parse_int, "N"),
     Option("--cluster-domain", KERNELS,

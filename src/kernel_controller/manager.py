@@ -1,6 +1,7 @@
 """The manager: runs one controller process from start to exit (SPEC §4-§6).
 
-Start: logs and tracing → API client (QPS/burst throttle, metrics and spans per request) →
+Start: logs and tracing → API client (metrics and spans per request; a QPS/burst throttle
+only when ``--qps`` is set; ``429`` answers retried after their ``Retry-After``) →
 metrics and probe servers → informers → caches synced → (with leader election) the Lease →
 workers. Replicas on standby keep their caches warm, so a failover only has to start workers.
 
@@ -32,6 +33,7 @@ from informers import (
     QpsThrottle,
     RequestObserver,
     RestClient,
+    Throttle,
     close_api_client,
     new_api_client,
 )
@@ -126,18 +128,26 @@ class Manager:
         tracer = tracing.tracer()
         observers = RequestObservers(metrics.request_observer(), tracing.RequestSpans(tracer))
 
+        budget = s.throttle()
+
         def rest_client() -> RestClient:
+            throttle: Throttle | None = None
+            if budget is not None:
+                throttle = QpsThrottle(qps=budget[0], burst=budget[1])
             return RestClient(
                 api,
                 observer=observers,
-                throttle=QpsThrottle(qps=s.qps, burst=s.burst),
+                throttle=throttle,
                 user_agent="kernel-controller/0.1",
+                # A shutdown ends Retry-After waits at once: reconciles in flight fail fast
+                # (their keys are dropped with the queue) instead of holding the exit.
+                interrupt=self._stop,
             )
 
         controller = KernelController(
             rest=rest_client(),
-            # Events get a budget of their own, as controller-runtime's recorder does: at the
-            # default 20 QPS, two Events per new Kernel would otherwise take a third of it.
+            # Events get a client of their own, as controller-runtime's recorder does: with
+            # --qps set, they have a budget of their own and never take the creates' share.
             events_rest=rest_client(),
             settings=s.reconcile_settings(),
             instance=self.identity,

@@ -104,8 +104,8 @@ class Settings:
 
     Invariants (checked at construction): addresses are ``host:port``, ``:port`` or ``"0"``
     (disabled); ``namespaces`` (empty = all) and ``leader_election_namespace`` are DNS-1123
-    labels; ``lease_duration > renew_deadline > 1.2 x retry_period > 0``; ``qps > 0``;
-    ``burst >= 1``; ``1 <= workers <= 64``; the other durations are ``>= 0``; the five
+    labels; ``lease_duration > renew_deadline > 1.2 x retry_period > 0``; ``1 <= workers <=
+    64``; the other durations are ``>= 0``; the five
     kernel ports are distinct and in 1..65535.
     """
 
@@ -117,8 +117,11 @@ class Settings:
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
-    qps: float = 20.0
-    burst: int = 30
+    # Client-side throttle, off by default (as controller-runtime 0.21+ and the API server's
+    # Priority and Fairness intend): on when qps > 0; 0 or a negative value is off, as in
+    # client-go. burst <= 0 with qps > 0 means a burst of max(1, ceil(qps)).
+    qps: float = 0.0
+    burst: int = 0
     kubeconfig: str | None = None
     namespaces: tuple[str, ...] = ()
     workers: int = 4
@@ -141,13 +144,13 @@ class Settings:
         _check("--cluster-domain", dns_subdomain, self.cluster_domain)
         for namespace in self.namespaces:
             _check("--namespaces", dns_label, namespace)
-        for flag in ("--lease-duration", "--renew-deadline", "--retry-period", "--qps"):
+        for flag in ("--lease-duration", "--renew-deadline", "--retry-period"):
             value = getattr(self, _field(flag))
             _require(flag, value > 0, f"must be greater than 0, got {value:g}")
         for flag in ("--failed-kernel-ttl", "--default-idle-timeout", "--shutdown-timeout"):
             value = getattr(self, _field(flag))
             _require(flag, value >= 0, f"must not be negative, got {value:g}")
-        _require("--burst", self.burst >= 1, f"must be at least 1, got {self.burst}")
+        _require("--qps", math.isfinite(self.qps), f"must be a finite number, got {self.qps}")
         _require(
             "--workers",
             1 <= self.workers <= MAX_WORKERS,
@@ -183,6 +186,12 @@ class Settings:
             _require(env, 1 <= port <= 65535, f"port {port} is not in 1..65535")
             _require(env, port not in seen, f"port {port} is also {seen.get(port)}")
             seen[port] = env
+
+    def throttle(self) -> tuple[float, int] | None:
+        """``(qps, burst)`` of the client-side token bucket, or None when there is none."""
+        if self.qps <= 0:
+            return None
+        return self.qps, self.burst if self.burst > 0 else max(1, math.ceil(self.qps))
 
     def reconcile_settings(self) -> ReconcileSettings:
         """The controller-wide choices the Kernel reconciler takes."""

@@ -8,7 +8,14 @@ from the cache, in an order that never loses a decision:
 3. the Service: created when missing, else a merge patch of the fields we own when they drifted;
 4. the status through the status subresource, only when it differs (skipped while a Pod we
    created is not in the cache yet: the Pod's own event brings the next pass);
-5. Events; 6. deleting the Kernel when it is culled or its failure TTL ran out.
+5. Events: at most one Normal Event per pass that created children (``PodCreated`` names the
+   Service too when both were created, ``ServiceCreated`` when only the Service was), so a new
+   Kernel costs one Event; 6. deleting the Kernel when it is culled or its failure TTL ran out.
+
+A Kernel whose namespace is being deleted gets nothing: a create refused with the status cause
+``NamespaceTerminating`` is not retried, records no Event and writes no status, and the
+namespace is remembered (:mod:`reconcilers.terminating`), so its other Kernels are left alone
+without a request.
 
 Every write uses the field manager ``kernel-controller``. Runs on worker threads.
 """
@@ -41,8 +48,9 @@ from reconcilers.desired import Desired, Observed, service_drift
 from reconcilers.events import EventRecorder
 from reconcilers.expectations import Expectations
 from reconcilers.model import FIELD_MANAGER, Obj, meta
-from reconcilers.outcome import Result, TerminalError, TransientError
+from reconcilers.outcome import DONE, Result, TerminalError, TransientError
 from reconcilers.status import merge_patch
+from reconcilers.terminating import TerminatingNamespaces
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +85,10 @@ class NoKernelMetrics:
         pass
 
 
+class _NamespaceTerminating(Exception):
+    """A create was refused because the Kernel's namespace is being deleted."""
+
+
 @dataclass(frozen=True)
 class Clients:
     """Writers for each kind (all-namespace paths; the namespace is given per call)."""
@@ -98,10 +110,12 @@ class Applier:
         expectations: Expectations,
         metrics: KernelMetrics | None = None,
         on_reissued: Callable[[Obj], None] = lambda event: None,
+        terminating: TerminatingNamespaces | None = None,
     ) -> None:
         self._c = clients
         self._recorder = recorder
         self._expectations = expectations
+        self._terminating = terminating if terminating is not None else TerminatingNamespaces()
         self._metrics = metrics or NoKernelMetrics()
         self._on_reissued = on_reissued
         # Read-your-writes: the last status written per Kernel and the resourceVersion the
@@ -113,6 +127,16 @@ class Applier:
         )  # guarded by _written_lock
 
     def apply(self, kernel: Obj, desired: Desired, observed: Observed) -> Result:
+        namespace = meta(kernel).get("namespace", "")
+        if namespace in self._terminating:
+            return DONE  # deleted with its namespace soon: nothing can be created there
+        try:
+            return self._apply(kernel, desired, observed)
+        except _NamespaceTerminating:
+            self._terminating.mark(namespace)
+            return DONE
+
+    def _apply(self, kernel: Obj, desired: Desired, observed: Observed) -> Result:
         m = meta(kernel)
         name, namespace = m.get("name", ""), m.get("namespace", "")
         key = str(object_key(kernel))
@@ -133,27 +157,31 @@ class Applier:
                 ),
             )
 
-        created_pod = False
         # A Pod we created but do not see yet: its informer event brings the next pass, and
         # the status it shows then; writing "no Pod" meanwhile would be a wasted write.
         awaiting_pod = desired.pod is not None and self._expectations.pending(POD, key)
-        if desired.pod is not None and not awaiting_pod:
-            try:
-                created_pod = self._create_pod(kernel, desired)
-            except (Invalid, BadRequest, Forbidden) as err:
-                self._metrics.kernel_create_failed(namespace)
-                message = f"cannot create the kernel's Pod: {err.message}"
-                self._recorder.record(
-                    kernel, type_="Warning", reason="PodCreationFailed", message=message
-                )
-                status = _pod_creation_failed(status, message)
-                if isinstance(err, Forbidden):  # e.g. a quota: may pass later
-                    self._write_status(kernel, status)
-                    raise TransientError(message) from err
-                terminal = TerminalError(message)
+        created_pod = created_service = False
+        try:
+            if desired.pod is not None and not awaiting_pod:
+                try:
+                    self._create_pod(kernel, desired)
+                    created_pod = True
+                except (Invalid, BadRequest, Forbidden) as err:
+                    self._metrics.kernel_create_failed(namespace)
+                    message = f"cannot create the kernel's Pod: {err.message}"
+                    self._recorder.record(
+                        kernel, type_="Warning", reason="PodCreationFailed", message=message
+                    )
+                    status = _pod_creation_failed(status, message)
+                    if isinstance(err, Forbidden):  # e.g. a quota: may pass later
+                        self._write_status(kernel, status)
+                        raise TransientError(message) from err
+                    terminal = TerminalError(message)
 
-        if desired.service is not None and not self._expectations.pending(SERVICE, key):
-            self._ensure_service(kernel, desired.service, observed.service)
+            if desired.service is not None and not self._expectations.pending(SERVICE, key):
+                created_service = self._ensure_service(kernel, desired.service, observed.service)
+        finally:
+            self._record_created(kernel, pod=created_pod, service=created_service)
 
         if not created_pod and not awaiting_pod and not desired.delete_kernel:
             wrote = self._write_status(kernel, status)
@@ -169,6 +197,19 @@ class Applier:
         if terminal is not None:
             raise terminal
         return Result(requeue_after=desired.requeue_after)
+
+    def _record_created(self, kernel: Obj, *, pod: bool, service: bool) -> None:
+        """One Normal Event for what this pass created (for a new Kernel: Pod and Service)."""
+        if not (pod or service):
+            return
+        name = meta(kernel).get("name", "")
+        made = [f"{kind} {name}" for kind, done in (("Pod", pod), ("Service", service)) if done]
+        self._recorder.record(
+            kernel,
+            type_="Normal",
+            reason="PodCreated" if pod else "ServiceCreated",
+            message=f"created {' and '.join(made)}",
+        )
 
     def _record_events(self, kernel: Obj, desired: Desired) -> None:
         name = meta(kernel).get("name", "")
@@ -187,10 +228,10 @@ class Applier:
             )
 
     # --------------------------------------------------------------- children
-    def _create_pod(self, kernel: Obj, desired: Desired) -> bool:
+    def _create_pod(self, kernel: Obj, desired: Desired) -> None:
         assert desired.pod is not None
         m = meta(kernel)
-        name, namespace = m.get("name", ""), m.get("namespace", "")
+        namespace = m.get("namespace", "")
         key = str(object_key(kernel))
         if desired.secret is not None:
             try:
@@ -198,6 +239,9 @@ class Applier:
             except Conflict as err:
                 if not err.already_exists:
                     raise TransientError(f"create secret: {err}") from err
+            except Forbidden as err:
+                _raise_if_terminating(err)
+                raise
             except TRANSIENT as err:
                 raise TransientError(f"create secret: {err}") from err
         self._expectations.expect(POD, key)
@@ -209,17 +253,15 @@ class Applier:
         except TRANSIENT as err:
             self._expectations.observed(POD, key)
             raise TransientError(f"create pod: {err}") from err
-        except ApiError:
+        except ApiError as err:
             self._expectations.observed(POD, key)
+            _raise_if_terminating(err)
             raise
         self._metrics.kernel_created(namespace)
-        self._recorder.record(
-            kernel, type_="Normal", reason="PodCreated", message=f"created Pod {name}"
-        )
         log.info("created pod", extra={"kernel": key})
-        return True
 
-    def _ensure_service(self, kernel: Obj, desired: dict[str, Any], cached: Obj | None) -> None:
+    def _ensure_service(self, kernel: Obj, desired: dict[str, Any], cached: Obj | None) -> bool:
+        """Create the Service when missing (True), else correct its drift (False)."""
         m = meta(kernel)
         name, namespace = m.get("name", ""), m.get("namespace", "")
         key = str(object_key(kernel))
@@ -227,16 +269,11 @@ class Applier:
             self._expectations.expect(SERVICE, key)
             try:
                 self._c.services.create(desired, namespace=namespace)
-            except Conflict as err:
-                self._expectations.observed(SERVICE, key)
-                raise TransientError(f"create service: {err}") from err
             except ApiError as err:
                 self._expectations.observed(SERVICE, key)
+                _raise_if_terminating(err)
                 raise TransientError(f"create service: {err}") from err
-            self._recorder.record(
-                kernel, type_="Normal", reason="ServiceCreated", message=f"created Service {name}"
-            )
-            return
+            return True
         patch = service_drift(desired, cached)
         if patch is not None:
             self._write(
@@ -245,6 +282,7 @@ class Applier:
                     name, patch, namespace=namespace, field_manager=FIELD_MANAGER
                 ),
             )
+        return False
 
     def _write_status(self, kernel: Obj, status: dict[str, Any]) -> bool:
         m = meta(kernel)
@@ -299,6 +337,11 @@ class Applier:
             if isinstance(err, TRANSIENT):
                 raise TransientError(f"{what}: {err}") from err
             raise TerminalError(f"{what}: {err}") from err
+
+
+def _raise_if_terminating(err: ApiError) -> None:
+    if isinstance(err, Forbidden) and err.namespace_terminating:
+        raise _NamespaceTerminating(err.message) from err
 
 
 def _pod_creation_failed(status: dict[str, Any], message: str) -> dict[str, Any]:

@@ -8,6 +8,13 @@ runs ``KernelReconciler.reconcile(key)`` and acts on the outcome (forget, requeu
 rate-limited retry). The queue guarantees that one key is never reconciled by two workers at
 once.
 
+New work before old: the queue is a priority queue (controller-runtime's, v0.20+). Keys that
+come from an informer's initial list (a start, or a standby replica's warm cache when it takes
+over) and from resyncs are added with ``LOW_PRIORITY``; keys from watch events (a new or changed
+Kernel, Pod or Service) with the normal priority, so a Kernel created right after a start or a
+failover is served before the thousands of settled ones of the initial list. A retry or a
+requeue keeps the priority the key had when it was handed out.
+
 Threads: the informers' own, plus ``kernel-worker-<n>``. ``start()`` starts the informers,
 ``start_workers()`` the workers, ``stop(drain_timeout)`` stops taking work, lets reconciles in
 flight finish (bounded), then stops the informers and joins everything.
@@ -26,6 +33,9 @@ from typing import Protocol
 from opentelemetry import trace
 
 from informers import (
+    LOW_PRIORITY,
+    NAMESPACE_INDEX,
+    NORMAL_PRIORITY,
     Clock,
     DeletedFinalStateUnknown,
     FuncHandler,
@@ -39,6 +49,7 @@ from informers import (
     SharedInformer,
     Transform,
     default_controller_rate_limiter,
+    namespace_index,
     object_key,
 )
 from reconcilers import context
@@ -63,6 +74,7 @@ from reconcilers.model import (
     meta,
 )
 from reconcilers.outcome import TerminalError, TransientError
+from reconcilers.terminating import TerminatingNamespaces
 from reconcilers.transforms import strip_event, strip_kernel, strip_pod, strip_service
 
 log = logging.getLogger(__name__)
@@ -123,6 +135,7 @@ class KernelController:
         self.in_flight: dict[str, float] = {}  # single-key writes/deletes, GIL-atomic
         self.expectations = Expectations()
         self.reissued = ReissueLog()
+        self.terminating = TerminatingNamespaces()
 
         def informer(
             resource: Resource,
@@ -151,7 +164,14 @@ class KernelController:
 
             return MultiNamespaceInformer(namespaces=namespaces, factory=make)
 
-        self.kernels = informer(KERNELS, transform=strip_kernel, resync=resync_period)
+        self.kernels = informer(
+            KERNELS,
+            transform=strip_kernel,
+            resync=resync_period,
+            # which Kernels a namespace still has (terminating namespaces are forgotten once
+            # their last Kernel is gone)
+            indexers={NAMESPACE_INDEX: namespace_index},
+        )
         self.pods = informer(PODS, transform=strip_pod, label_selector=NAME_LABEL)
         self.services = informer(SERVICES, transform=strip_service, label_selector=NAME_LABEL)
         self.warnings = (
@@ -173,7 +193,9 @@ class KernelController:
         # Events may go through their own client (own QPS budget) so that a burst of them
         # never delays the writes that create kernels.
         self.recorder = EventRecorder(
-            ResourceClient(events_rest or rest, EVENTS), instance=instance
+            ResourceClient(events_rest or rest, EVENTS),
+            instance=instance,
+            terminating=self.terminating,
         )
         applier = Applier(
             clients=Clients(
@@ -186,6 +208,7 @@ class KernelController:
             expectations=self.expectations,
             metrics=kernel_metrics,
             on_reissued=self.reissued.mark,
+            terminating=self.terminating,
         )
         self.reconciler = KernelReconciler(
             kernels=self.kernels,
@@ -209,17 +232,20 @@ class KernelController:
     # ---------------------------------------------------------------- handlers
     def _register_handlers(self) -> None:
         self.kernels.add_event_handler(
-            FuncHandler(add=self._enqueue_kernel, update=self._kernel_updated, delete=self._gone)
+            FuncHandler(add=self._kernel_added, update=self._kernel_updated, delete=self._gone)
         )
         for kind, informer in ((POD, self.pods), (SERVICE, self.services)):
             informer.add_event_handler(self._child_handler(kind))
         if self.warnings is not None:
             self.warnings.add_event_handler(
-                FuncHandler(add=self._warning_seen, update=lambda _, new: self._warning_seen(new))
+                FuncHandler(
+                    add=lambda event, initial: self._warning_seen(event, initial=initial),
+                    update=lambda old, new: self._warning_seen(new, initial=_resync(old, new)),
+                )
             )
 
-    def _enqueue_kernel(self, kernel: Obj) -> None:
-        self.queue.add(str(object_key(kernel)))
+    def _kernel_added(self, kernel: Obj, initial: bool) -> None:
+        self.queue.add(str(object_key(kernel)), priority=_priority(initial))
 
     def _kernel_updated(self, old: Obj, new: Obj) -> None:
         # Our own status writes come back as updates: skip those that change nothing we read.
@@ -232,13 +258,16 @@ class KernelController:
             and before.get("deletionTimestamp") == after.get("deletionTimestamp")
         ):
             return
-        self._enqueue_kernel(new)
+        self.queue.add(str(object_key(new)), priority=_priority(_resync(old, new)))
 
     def _gone(self, obj: Obj | DeletedFinalStateUnknown) -> None:
         kernel = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
         key = str(object_key(kernel))
         self.expectations.observed(POD, key)
         self.expectations.observed(SERVICE, key)
+        namespace = meta(kernel).get("namespace", "")
+        if namespace in self.terminating and not self.kernels.by_index(NAMESPACE_INDEX, namespace):
+            self.terminating.forget(namespace)  # its last Kernel is gone: the name may be reused
 
     def _child_handler(self, kind: str) -> FuncHandler:
         def key_of(obj: Obj) -> str | None:
@@ -246,11 +275,11 @@ class KernelController:
             name = (m.get("labels") or {}).get(NAME_LABEL)
             return f"{m.get('namespace', '')}/{name}" if name else None
 
-        def seen(obj: Obj) -> None:
+        def seen(obj: Obj, *, initial: bool) -> None:
             key = key_of(obj)
             if key is not None:
                 self.expectations.observed(kind, key)
-                self.queue.add(key)
+                self.queue.add(key, priority=_priority(initial))
 
         def deleted(obj: Obj | DeletedFinalStateUnknown) -> None:
             child = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
@@ -258,12 +287,16 @@ class KernelController:
             if key is not None:
                 self.queue.add(key)
 
-        return FuncHandler(add=seen, update=lambda _, new: seen(new), delete=deleted)
+        return FuncHandler(
+            add=lambda obj, initial: seen(obj, initial=initial),
+            update=lambda old, new: seen(new, initial=_resync(old, new)),
+            delete=deleted,
+        )
 
-    def _warning_seen(self, event: Obj) -> None:
+    def _warning_seen(self, event: Obj, *, initial: bool) -> None:
         for key in involved_object_index(event):
             if self.kernels.get(key) is not None and not self.reissued.is_done(event):
-                self.queue.add(key)
+                self.queue.add(key, priority=_priority(initial))
 
     # --------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -328,15 +361,15 @@ class KernelController:
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:
         while True:
-            key, shutdown = self.queue.get()
+            key, priority, shutdown = self.queue.get_with_priority()
             if shutdown or key is None:
                 return
             try:
-                self._process(key)
+                self._process(key, priority)
             finally:
                 self.queue.done(key)
 
-    def _process(self, key: str) -> None:
+    def _process(self, key: str, priority: int) -> None:
         rid = uuid.uuid4().hex[:12]
         key_token = context.kernel_key.set(key)
         rid_token = context.reconcile_id.set(rid)
@@ -359,7 +392,7 @@ class KernelController:
                 outcome = self.reconciler.reconcile(key)
             except TransientError as err:
                 log.warning("reconcile failed, will retry: %s", err)
-                self.queue.add_rate_limited(key)
+                self.queue.add_rate_limited(key, priority=priority)
                 span.set_status(trace.StatusCode.ERROR, str(err))
             except TerminalError as err:
                 log.error("reconcile failed until the Kernel changes: %s", err)
@@ -367,12 +400,12 @@ class KernelController:
                 span.set_status(trace.StatusCode.ERROR, str(err))
             except Exception as err:
                 log.exception("reconcile crashed")
-                self.queue.add_rate_limited(key)
+                self.queue.add_rate_limited(key, priority=priority)
                 span.set_status(trace.StatusCode.ERROR, type(err).__name__)
             else:
                 self.queue.forget(key)
                 if outcome.requeue_after is not None:
-                    self.queue.add_after(key, outcome.requeue_after)
+                    self.queue.add_after(key, outcome.requeue_after, priority=priority)
                     result = "requeue_after"
                 else:
                     result = "success"
@@ -383,3 +416,12 @@ class KernelController:
                 log.debug("reconciled", extra={"result": result})
                 context.reconcile_id.reset(rid_token)
                 context.kernel_key.reset(key_token)
+
+
+def _priority(low: bool) -> int:
+    return LOW_PRIORITY if low else NORMAL_PRIORITY
+
+
+def _resync(old: Obj, new: Obj) -> bool:
+    """An update that changes nothing (a resync replays the cache): low priority."""
+    return old is new or meta(old).get("resourceVersion") == meta(new).get("resourceVersion")

@@ -11,16 +11,7 @@ import pytest
 from kubernetes import client
 
 from controllerprocess import ControllerProcess, ControllerProcesses
-from deploytest import (
-    CONFIG,
-    Doc,
-    apply,
-    delete_cluster_scoped,
-    find,
-    render,
-    service_account_kubeconfig,
-    write_kustomization,
-)
+from deploytest import Doc, delete_cluster_scoped, install_rbac
 
 Mutate = Callable[[list[Doc]], list[Doc]]
 
@@ -37,8 +28,8 @@ def spawn(
     procs.close(test_failed=failed is not None and failed.failed)
 
 
-@pytest.fixture
-def install_rbac(
+@pytest.fixture(name="install_rbac")
+def rbac_fixture(
     api_client: client.ApiClient, kubeconfig: str, tmp_path: Path
 ) -> Iterator[Callable[..., str]]:
     """``install_rbac(namespace, mutate=None)``: apply ``config/rbac`` rendered into
@@ -47,25 +38,16 @@ def install_rbac(
     installed: list[Doc] = []
 
     def install(namespace: str, mutate: Mutate | None = None) -> str:
-        where = write_kustomization(
-            tmp_path / f"rbac-{len(installed)}",
-            resources=[CONFIG / "rbac"],
-            namespace=namespace,
-            name_prefix=f"{namespace}-",
-        )
-        docs = render(where)
-        if mutate is not None:
-            docs = mutate(docs)
-        installed.extend(docs)
-        apply(docs, kubeconfig=kubeconfig)
-        account = find(docs, "ServiceAccount")["metadata"]["name"]
-        return service_account_kubeconfig(
+        docs, path = install_rbac(
             api_client,
             admin_kubeconfig=kubeconfig,
             namespace=namespace,
-            service_account=account,
-            path=tmp_path / f"{account}.kubeconfig",
+            work_dir=tmp_path / f"rbac-{len(installed)}",
+            name_prefix=f"{namespace}-",
+            mutate=mutate,
         )
+        installed.extend(docs)
+        return path
 
     yield install
     delete_cluster_scoped(installed, kubeconfig=kubeconfig)

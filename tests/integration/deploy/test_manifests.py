@@ -45,6 +45,7 @@ TARGETS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
         ("prometheus", "network-policy"),
         OVERLAY_NAMESPACE,
     ),
+    "default+flowcontrol": (("default",), ("flowcontrol",), SYSTEM_NAMESPACE),
     "crd": (("crd",), (), ""),
     "rbac": (("rbac",), (), ""),
     "manager": (("manager",), (), ""),
@@ -308,6 +309,35 @@ def test_components_select_the_controller(target: str, where: str, tmp_path: Pat
     assert metrics_rule["ports"] == [{"port": 8080, "protocol": "TCP"}]
     assert metrics_rule["from"] == [{"namespaceSelector": {"matchLabels": {"metrics": "enabled"}}}]
     assert probe_rule == {"ports": [{"port": 8081, "protocol": "TCP"}]}
+
+
+def test_the_flow_schema_puts_the_controllers_service_account_in_its_own_level(
+    tmp_path: Path,
+) -> None:
+    docs = build("default+flowcontrol", tmp_path)
+    account = find(docs, "ServiceAccount")
+    deployment = find(docs, "Deployment")
+    schema = find(docs, "FlowSchema")
+    level = find(docs, "PriorityLevelConfiguration")
+
+    assert (
+        deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        == (account["metadata"]["name"])
+    )
+    (rule,) = schema["spec"]["rules"]
+    assert rule["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "serviceAccount": {
+                "name": account["metadata"]["name"],
+                "namespace": account["metadata"]["namespace"],
+            },
+        }
+    ]
+    assert schema["spec"]["priorityLevelConfiguration"]["name"] == level["metadata"]["name"]
+    assert schema["spec"]["matchingPrecedence"] < 9000  # before the built-in service-accounts
+    assert level["spec"]["type"] == "Limited"
+    assert level["spec"]["limited"]["nominalConcurrencyShares"] > 0
 
 
 def test_the_dashboard_config_map(tmp_path: Path) -> None:

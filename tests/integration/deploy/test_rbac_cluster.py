@@ -184,6 +184,30 @@ def _events_missing_flow_goes_on(proc: ControllerProcess, clients: Clients) -> N
     assert clients.kernel_events("k") == []
 
 
+def _repeats_not_counted(proc: ControllerProcess, clients: Clients) -> None:
+    clients.kernels.create(kernel_body("k"))
+    pod = eventually(lambda: clients.get(clients.pods, "k"), timeout=TIMEOUT, message="no Pod")
+    involved = {"kind": "Pod", "name": "k", "uid": pod["metadata"]["uid"], "apiVersion": "v1"}
+    clients.events.create(
+        {
+            "metadata": {"name": "k.backoff"},
+            "involvedObject": {**involved, "namespace": clients.namespace},
+            "type": "Warning",
+            "reason": "BackOff",
+            "message": "Back-off pulling image",
+            "count": 1,
+        }
+    )
+    eventually(
+        lambda: [e for e in clients.kernel_events("k") if e["reason"] == "BackOff"],
+        timeout=TIMEOUT,
+        message="Warning not reissued",
+    )
+    clients.events.patch("k.backoff", {"count": 2})  # a repeat: counted on the Kernel's Event
+    eventually(lambda: denied(proc, "patch", "events"), timeout=TIMEOUT, message="no 403")
+    assert reason(clients, "k") == "PodPending"  # the flow went on
+
+
 def _never_culled(proc: ControllerProcess, clients: Clients) -> None:
     clients.kernels.create(kernel_body("k"))
     eventually(lambda: clients.get(clients.pods, "k"), timeout=TIMEOUT, message="no Pod")
@@ -213,6 +237,7 @@ CASES = [
     Case("secrets", "create", ("--connection-key=secret",), _no_pod_creation("secrets")),
     Case("kernels/status", "patch", (), _status_never_written),
     Case("events", "create", (), _events_missing_flow_goes_on),
+    Case("events", "patch", (), _repeats_not_counted),
     Case("kernels", "delete", (), _never_culled),
     Case("leases", "get", (), _never_leads),
     Case("services", "list", (), _never_synced),

@@ -217,6 +217,7 @@ EXPECTED: set[Rule] = {
     ("", "events", "list"),
     ("", "events", "watch"),
     ("", "events", "create"),
+    ("", "events", "patch"),
     ("coordination.k8s.io", "leases", "get"),
     ("coordination.k8s.io", "leases", "create"),
     ("coordination.k8s.io", "leases", "patch"),

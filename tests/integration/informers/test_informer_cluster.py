@@ -34,7 +34,7 @@ class Recorder:
         self.tombstones: set[str] = set()  # guarded by _lock
         self.ever_seen: set[str] = set()  # guarded by _lock
 
-    def on_add(self, obj: Obj) -> None:
+    def on_add(self, obj: Obj, is_in_initial_list: bool) -> None:
         self._seen(obj)
 
     def on_update(self, old: Obj, new: Obj) -> None:

@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -189,9 +188,3 @@ def kernel_pod(
         "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 10,
                  "containers": [main]},
     }  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from eventually import eventually
-from integration.localnode.harness import Cluster, NodeProcess, free_port, kernel_pod
+from integration.localnode.harness import Cluster, NodeProcess, kernel_pod
+from localcluster import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 StartNode = Callable[..., NodeProcess]

@@ -1,9 +1,11 @@
 """Two controller processes with leader election on the real control plane: one reconciles at
 a time; kill -9 of the leader → the other takes over within lease + retry (+ margin) and
-no Kernel gets a second Pod; SIGTERM of the leader → exit 0 and immediate takeover."""
+no Kernel gets a second Pod; SIGTERM of the leader → exit 0 and immediate takeover; a second
+SIGTERM while the first one's graceful shutdown waits → exit at once."""
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +16,7 @@ from kubernetes.client import ApiClient, CoordinationV1Api
 from controllerprocess import ControllerProcess, wait_exit
 from eventually import eventually
 from kerneltest import Clients, kernel_body
+from localcluster import APISERVER, ControlPlane
 
 LEASE, RENEW, RETRY = 3.0, 2.0, 0.5
 LEASE_ID = "kc-test"
@@ -136,3 +139,34 @@ def test_losing_the_lease_stops_reconciling_and_exits_non_zero(
     assert wait_exit(proc, timeout=RENEW + 5) == 1
     assert time.monotonic() - taken_at <= RENEW + 1
     assert "lost the leader lease" in proc.output()
+
+
+def test_a_second_signal_exits_at_once_while_the_first_one_waits(
+    spawn: Callable[..., ControllerProcess], clients: Clients, control_plane: ControlPlane
+) -> None:
+    # Default Lease timings: releasing the Lease on SIGTERM waits up to the 10 s renew
+    # deadline for an API server that does not answer.
+    proc = spawn(
+        f"--namespaces={clients.namespace}",
+        "--enable-leader-election",
+        f"--leader-election-namespace={clients.namespace}",
+        f"--leader-election-id={LEASE_ID}",
+    )
+    proc.wait_ready()
+    eventually(lambda: is_leader(proc), timeout=30, message="never became leader")
+    control_plane.pause(APISERVER)
+    try:
+        proc.popen.send_signal(signal.SIGTERM)
+        gracefully = time.monotonic() + 1.0
+        while time.monotonic() < gracefully:  # the graceful shutdown is still under way
+            assert proc.popen.poll() is None, "exited before the Lease could be released"
+            time.sleep(0.05)  # watching for a bounded time that the process stays
+        second = time.monotonic()
+        proc.popen.send_signal(signal.SIGTERM)
+        code = wait_exit(proc, timeout=5)
+        took = time.monotonic() - second
+    finally:
+        control_plane.resume(APISERVER)
+
+    assert code == 1  # not a clean shutdown: the Lease was not released
+    assert took < 1.0

@@ -116,13 +116,11 @@ def test_new_kernel_gets_annotations_pod_and_service(
     assert kernel["status"]["readyReplicas"] == 0
     assert kernel["status"]["kernelID"] == kernel_id
     assert kernel["status"]["observedGeneration"] == kernel["metadata"]["generation"]
-    eventually(
-        lambda: (
-            {"PodCreated", "ServiceCreated"} <= {e["reason"] for e in clients.kernel_events("k1")}
-        ),
-        timeout=10,
-        message="no PodCreated/ServiceCreated events",
-    )
+    (event,) = eventually(
+        lambda: clients.kernel_events("k1"), timeout=30, message="no PodCreated Event"
+    )  # one Normal Event for a new Kernel, not one per child
+    assert (event["type"], event["reason"]) == ("Normal", "PodCreated")
+    assert event["message"] == "created Pod k1 and Service k1"
 
 
 def test_deleted_pod_is_recreated_with_the_same_identity(
@@ -419,6 +417,50 @@ def test_pod_warning_events_are_reissued_on_the_kernel(
     assert event["message"] == 'Reissued from pod/k10: Failed to pull image "nope": not found'
 
 
+def test_repeated_pod_warnings_become_count_updates_of_one_event(
+    start_controller: Start, clients: Clients, requests: CountingObserver
+) -> None:
+    start_controller()
+    clients.kernels.create(kernel_body("k11"))
+    pod = eventually(lambda: clients.get(clients.pods, "k11"), timeout=30, message="no pod")
+    warning = {
+        "metadata": {"name": "k11.backoff"},
+        "involvedObject": {
+            "kind": "Pod",
+            "name": "k11",
+            "namespace": clients.namespace,
+            "uid": pod["metadata"]["uid"],
+            "apiVersion": "v1",
+        },
+        "type": "Warning",
+        "reason": "BackOff",
+        "message": 'Back-off pulling image "nope"',
+        "source": {"component": "kubelet"},
+        "firstTimestamp": NOW,
+        "lastTimestamp": NOW,
+        "count": 1,
+    }
+    clients.events.create(warning)
+    repeats = 30
+    for count in range(2, repeats + 1):  # the kubelet counts repeats on its own Event
+        clients.events.patch("k11.backoff", {"count": count})
+
+    def reissued() -> list[dict[str, Any]]:
+        return [e for e in clients.kernel_events("k11") if e["type"] == "Warning"]
+
+    # The repeats that came after the first write are merged into one count update, sent
+    # once the update interval (10 s) has passed.
+    (event,) = eventually(
+        lambda: [e for e in reissued() if e.get("count") == repeats],
+        timeout=40,
+        message=f"the Kernel's Warning never counted {repeats}",
+    )
+    assert len(reissued()) == 1
+    assert event["message"] == 'Reissued from pod/k11: Back-off pulling image "nope"'
+    writes = requests.count("create:events") + requests.count("patch:events")
+    assert writes <= 1 + 3  # PodCreated, the Warning, and a few count updates: not 30
+
+
 def wait_quiet(requests: CountingObserver, quiet: float = 2.0) -> None:
     """Poll until the controller has made no request for ``quiet`` seconds."""
     last = requests.snapshot()
@@ -462,7 +504,7 @@ def test_api_budget_of_a_new_kernel(
     )
     wait_ready_reason(clients, "b1", "KernelReady")
 
-    eventually(lambda: requests.count("create:events") >= 2, timeout=30, message="no events")
+    eventually(lambda: requests.count("create:events") >= 1, timeout=30, message="no events")
     writes = requests.writes()
     events = writes.pop("create:events", 0)
     assert writes.pop("patch:kernels") == 1  # the identity annotations
@@ -471,7 +513,7 @@ def test_api_budget_of_a_new_kernel(
     # Pod states observed: created (no status yet), then Running + Ready.
     assert 1 <= writes.pop("patch:kernels/status") <= 2
     assert writes == {}
-    assert events == 2  # PodCreated, ServiceCreated
+    assert events == 1  # one PodCreated for the Pod and the Service
 
 
 def test_events_go_through_their_own_client_when_given_one(
@@ -484,8 +526,8 @@ def test_events_go_through_their_own_client_when_given_one(
     clients.kernels.create(kernel_body("b2"))
     eventually(lambda: clients.get(clients.services, "b2"), timeout=30, message="no service")
 
-    eventually(lambda: event_requests.count("create:events") == 2, timeout=30, message="no events")
-    assert event_requests.writes() == {"create:events": 2}
+    eventually(lambda: event_requests.count("create:events") == 1, timeout=30, message="no events")
+    assert event_requests.writes() == {"create:events": 1}
     assert "create:events" not in requests.writes()
     assert requests.count("create:pods") == 1
 

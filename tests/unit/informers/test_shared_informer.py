@@ -102,8 +102,11 @@ class Recorder:
         self._lock = threading.Lock()
         self._events: list[tuple[str, ...]] = []
         self.args: list[tuple[Any, ...]] = []  # guarded by _lock
+        self.initial: dict[str, bool] = {}  # guarded by _lock; key -> is_in_initial_list
 
-    def on_add(self, obj: Obj) -> None:
+    def on_add(self, obj: Obj, is_in_initial_list: bool) -> None:
+        with self._lock:
+            self.initial[_key(obj)] = is_in_initial_list
         self._record(("add", _key(obj), _rv(obj)), (obj,))
 
     def on_update(self, old: Obj, new: Obj) -> None:
@@ -229,6 +232,34 @@ def test_relist_notifies_only_real_changes(make: Callable[..., SharedInformer]) 
     assert sorted(informer.indexer.keys()) == ["ns/changed", "ns/marker", "ns/new", "ns/same"]
 
 
+def test_only_adds_of_the_initial_list_are_marked_initial(
+    make: Callable[..., SharedInformer],
+) -> None:
+    lw = FakeListerWatcher([cm("listed", "10")])
+    informer = make(lw, backoff=fast_backoff())
+    recorder = Recorder()
+    informer.add_event_handler(recorder)
+    informer.start()
+    recorder.wait_for(1)
+    lw.stream(0).feed("ADDED", cm("watched", "11"))
+    recorder.wait_for(2)
+    lw.set_collection([cm("listed", "10"), cm("watched", "11"), cm("relisted", "20")], "200")
+    expire_watch(lw, 0)
+    lw.stream(1).feed("ADDED", cm("marker", "201"))
+    recorder.wait_for(4)
+    late = Recorder()  # registered on a running informer: the cache is its initial list
+    informer.add_event_handler(late)
+    late.wait_for(4)
+
+    assert recorder.initial == {
+        "ns/listed": True,
+        "ns/watched": False,
+        "ns/relisted": False,  # a later relist is not the initial list (client-go)
+        "ns/marker": False,
+    }
+    assert set(late.initial.values()) == {True}
+
+
 def test_deleted_final_state_unknown_carries_last_known_state(
     make: Callable[..., SharedInformer],
 ) -> None:
@@ -261,7 +292,7 @@ def test_blocked_handler_does_not_hold_up_others_or_the_cache(
     blocked = threading.Event()
     slow_seen: list[str] = []
 
-    def slow_add(obj: Obj) -> None:
+    def slow_add(obj: Obj, initial: bool) -> None:
         blocked.set()
         release.wait(TIMEOUT)
         slow_seen.append(_key(obj))
@@ -297,7 +328,7 @@ def test_handler_exception_does_not_stop_later_deliveries(
     informer = make(lw)
     seen: list[str] = []
 
-    def flaky_add(obj: Obj) -> None:
+    def flaky_add(obj: Obj, initial: bool) -> None:
         seen.append(_key(obj))
         if _key(obj) == "ns/a":
             raise RuntimeError("handler bug")

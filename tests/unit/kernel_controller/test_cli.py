@@ -152,8 +152,8 @@ def test_defaults(namespace_file: Path) -> None:
         "lease_duration": 15.0,
         "renew_deadline": 10.0,
         "retry_period": 2.0,
-        "qps": 20.0,
-        "burst": 30,
+        "qps": 0.0,
+        "burst": 0,
         "kubeconfig": None,
         "namespaces": [],
         "workers": 4,
@@ -169,6 +169,40 @@ def test_defaults(namespace_file: Path) -> None:
         "kernel_ports": {"shell": 52317, "iopub": 52318, "stdin": 52319, "hb": 52320,
                          "control": 52321},
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "throttle"),
+    [
+        ([], {}, None),
+        (["--qps", "0"], {}, None),
+        ([], {"KERNEL_CONTROLLER_QPS": "-1"}, None),
+        (["--burst", "50"], {}, None),
+        (["--qps", "50"], {}, (50.0, 50)),
+        (["--qps", "2.5"], {}, (2.5, 3)),
+        (["--qps", "0.2"], {}, (0.2, 1)),
+        (["--qps", "50", "--burst", "80"], {}, (50.0, 80)),
+        (["--qps", "50", "--burst", "-1"], {}, (50.0, 50)),
+    ],
+    ids=[
+        "default-off",
+        "zero-off",
+        "negative-env-off",
+        "burst-alone-off",
+        "burst-defaults-to-qps",
+        "burst-rounds-up",
+        "burst-at-least-one",
+        "both",
+        "negative-burst-defaults",
+    ],
+)
+def test_the_client_side_throttle_is_off_unless_qps_is_positive(
+    argv: list[str],
+    env: dict[str, str],
+    throttle: tuple[float, int] | None,
+    namespace_file: Path,
+) -> None:
+    assert parse(argv, env, namespace_file=namespace_file).throttle() == throttle
 
 
 def test_empty_env_value_counts_as_unset(namespace_file: Path) -> None:
@@ -281,9 +315,6 @@ BAD = [
     Bad("non-number", ["--qps", "fast"], flag_of("--qps")),
     Bad("workers-too-many", ["--workers", "65"], flag_of("--workers") + "must be 1..64"),
     Bad("workers-zero", ["--workers=0"], flag_of("--workers")),
-    Bad("burst-zero", ["--burst", "0"], flag_of("--burst")),
-    Bad("qps-zero", ["--qps", "0"], flag_of("--qps") + "must be greater than 0"),
-    Bad("qps-negative-env", [], flag_of("--qps"), {"KERNEL_CONTROLLER_QPS": "-1"}),
     Bad("qps-infinite", ["--qps", "9" * 400], flag_of("--qps")),
     Bad("bad-connection-key", ["--connection-key", "public"],
         flag_of("--connection-key") + "'public' is not one of kernel-id, secret"),

@@ -26,6 +26,7 @@ import pytest
 from jupyter_client import BlockingKernelClient
 
 from eventually import eventually
+from localcluster import free_port
 
 KERNEL_LAUNCH = Path(__file__).resolve().parents[3] / "kernel_launch"
 BOOTSTRAP = KERNEL_LAUNCH / "bootstrap-kernel.sh"
@@ -37,12 +38,6 @@ LISTENING = re.compile(
 START_TIMEOUT = 20.0
 REPLY_TIMEOUT = 15.0
 EXIT_TIMEOUT = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class KernelProcess:
