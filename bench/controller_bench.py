@@ -31,6 +31,10 @@ Then the run's namespaces are deleted (every run starts on the same cluster), an
 5. Memory at scale: controller RSS with ``--scale`` Kernels, their Pods and Services cached,
    read once every Kernel is Ready and the controller is idle.
 6. Steady: API writes during ``--steady`` seconds after that (target: zero by the controller).
+7. Restart: the controller is restarted with those Kernels settled, and a Kernel is created
+   as soon as it is ready (caches synced): the time until its Pod exists, and how many
+   reconciles the new controller had finished by then (target: within 3 s, before the
+   initial list has been worked through).
 
 Writes ``.bench/controller.json`` and prints one line per run and the whole result.
 """
@@ -450,9 +454,69 @@ def scale(rest: RestClient, controller: Proc, total: int) -> dict[str, Any]:
         if controller.cpu_seconds() - before < 0.25:
             break
     return {
+        "namespace": namespace,
         "kernels_cached": total,
         "controller_rss_mib": round(controller.memory_mib("VmRSS"), 1),
         "controller_peak_rss_mib": round(controller.memory_mib("VmHWM"), 1),
+    }
+
+
+def controller_proc(kubeconfig: str, log: Path, *, metrics_port: int, probe_port: int) -> Proc:
+    return Proc(
+        [
+            str(Path(sys.executable).with_name("kernel-controller")),
+            f"--kubeconfig={kubeconfig}",
+            f"--workers={WORKERS}",
+            f"--metrics-addr=127.0.0.1:{metrics_port}" if metrics_port else "--metrics-addr=0",
+            f"--probe-addr=127.0.0.1:{probe_port}",
+            "--no-reissue-pod-events",
+        ],
+        log,
+    )
+
+
+def http_ok(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback
+            return str(resp.read().decode()) if resp.status == 200 else None
+    except OSError:
+        return None
+
+
+def restart(
+    rest: RestClient, controller: Proc, *, kubeconfig: str, namespace: str, settled: int, log: Path
+) -> tuple[Proc, dict[str, Any]]:
+    """Restart the controller over ``settled`` Kernels; time a Kernel created at once."""
+    watcher = Watcher(rest, namespace)
+    controller.stop()
+    metrics_port, probe_port = free_port(), free_port()
+    started = time.monotonic()
+    fresh = controller_proc(kubeconfig, log, metrics_port=metrics_port, probe_port=probe_port)
+    try:
+        wait_until(
+            lambda: http_ok(f"http://127.0.0.1:{probe_port}/readyz") is not None, 300, "ready"
+        )
+        synced = created = time.monotonic()
+        ResourceClient(rest, KERNELS, namespace=namespace).create(kernel("fresh-after-restart"))
+        seen = wait_until(
+            lambda: "fresh-after-restart" in watcher.pod_seen, 60, "fresh Pod", interval=0.005
+        )
+        text = http_ok(f"http://127.0.0.1:{metrics_port}/metrics") or ""
+    except BaseException:
+        fresh.stop()
+        raise
+    finally:
+        watcher.stop()
+    reconciled = sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("controller_runtime_reconcile_total{")
+    )
+    return fresh, {
+        "settled_kernels": settled,
+        "start_to_synced_seconds": round(synced - started, 2),
+        "new_kernel_pod_seconds": round(seen - created, 3),
+        "reconciled_when_pod_seen": int(reconciled),
     }
 
 
@@ -511,6 +575,14 @@ def table(results: dict[str, Any]) -> str:
 
     for name in runs[0]["cpu_seconds_until_children"]:
         lines.append(row(f"CPU s of {name}: burst / baseline / floor", cpu_cell(name)))
+    if "restart" in results:
+        r = results["restart"]
+        lines.append(
+            f"\nRestart over {r['settled_kernels']:,} settled Kernels: caches synced after "
+            f"{r['start_to_synced_seconds']} s; a Kernel created then had its Pod after "
+            f"{r['new_kernel_pod_seconds']} s, when {r['reconciled_when_pod_seen']:,} "
+            "reconciles were done."
+        )
     if "scale" in results:
         scale = results["scale"]
         lines.append(
@@ -538,6 +610,28 @@ def one_run(
     result["ratio_to_floor"] = round(result["children_seconds"] / result["floor_seconds"], 2)
     result["cleanup_seconds"] = round(delete_run_namespaces(rest), 1)
     return result
+
+
+def bursts(
+    plane: ControlPlane,
+    rest: RestClient,
+    controller: Proc,
+    pids: dict[str, int],
+    *,
+    kernels: int,
+    runs: int,
+) -> dict[str, Any]:
+    """``runs`` burst/baseline/floor runs of ``kernels`` Kernels, and their spreads."""
+    results: dict[str, Any] = {"runs": []}
+    for run in range(runs):
+        result = one_run(plane, rest, kernels, controller, pids)
+        results["runs"].append(result)
+        brief = {k: v for k, v in result.items() if k != "requests_per_kernel"}
+        print(f"run {run + 1}: {json.dumps(brief)}", flush=True)
+    for field in ("ratio", "floor_ratio", "ratio_to_floor"):
+        values = [r[field] for r in results["runs"]]
+        results[f"{field}_min_median_max"] = [min(values), statistics.median(values), max(values)]
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -568,16 +662,8 @@ def main(argv: list[str] | None = None) -> int:
         work / "node.log",
         env,
     )
-    controller = Proc(
-        [
-            str(Path(sys.executable).with_name("kernel-controller")),
-            f"--kubeconfig={kubeconfig}",
-            f"--workers={WORKERS}",
-            "--metrics-addr=0",
-            f"--probe-addr=127.0.0.1:{free_port()}",
-            "--no-reissue-pod-events",
-        ],
-        work / "controller.log",
+    controller = controller_proc(
+        kubeconfig, work / "controller.log", metrics_port=0, probe_port=free_port()
     )
     api = new_api_client(kubeconfig, pool_size=64)  # 16 creators + watches: no discarded conns
     rest = RestClient(api)
@@ -587,22 +673,21 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"kernels": args.kernels, "workers": WORKERS, "runs": []}
     try:
         time.sleep(3)  # let both processes start and sync (empty caches)
-        for run in range(args.runs):
-            result = one_run(plane, rest, args.kernels, controller, pids)
-            results["runs"].append(result)
-            brief = {k: v for k, v in result.items() if k != "requests_per_kernel"}
-            print(f"run {run + 1}: {json.dumps(brief)}", flush=True)
-        for field in ("ratio", "floor_ratio", "ratio_to_floor"):
-            values = [r[field] for r in results["runs"]]
-            results[f"{field}_min_median_max"] = [
-                min(values),
-                statistics.median(values),
-                max(values),
-            ]
+        results |= bursts(plane, rest, controller, pids, kernels=args.kernels, runs=args.runs)
         if args.scale:
             results["scale"] = scale(rest, controller, args.scale)
             print(f"scale: {json.dumps(results['scale'])}", flush=True)
         results["steady_writes"] = steady(plane, args.steady)
+        if args.scale:
+            controller, results["restart"] = restart(
+                rest,
+                controller,
+                kubeconfig=kubeconfig,
+                namespace=results["scale"]["namespace"],
+                settled=args.scale,
+                log=work / "controller-restarted.log",
+            )
+            print(f"restart: {json.dumps(results['restart'])}", flush=True)
         finished = True
     finally:
         close_api_client(api)

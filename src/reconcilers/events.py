@@ -14,7 +14,9 @@ per series per interval. The memory of series is bounded (least recently used fo
 first); a series whose Event is gone (expired, deleted) starts a new Event.
 
 Bounds: at most ``buffer_size`` series wait to be created; beyond that the oldest waiting one
-is dropped (and counted in ``dropped``). A failed write is logged and dropped. Events in a
+is dropped (and counted in ``dropped``). Of the created series, the ``max_series`` used last
+are remembered, each by its key and a few numbers (not its Event body). A failed write is
+logged and dropped. Events in a
 namespace being deleted are refused by the API server (``NamespaceTerminating``): they are
 dropped without a retry, and not even sent for a namespace already known to be terminating.
 
@@ -65,7 +67,8 @@ class EventWriter(Protocol):
 class _Series:
     """One Event and its repeats; fields guarded by the recorder's ``_lock``."""
 
-    body: dict[str, Any]  # the Event as first recorded
+    first_timestamp: str  # when it was first recorded
+    involved_version: str = ""  # the Kernel's resourceVersion then
     count: int = 1  # occurrences recorded
     written: int = 0  # the count the API server has (0: not created yet)
     event_name: str = ""  # the Event object's name once created
@@ -99,13 +102,13 @@ class EventRecorder:
         self._lock = threading.Lock()
         # Notified when a write becomes due earlier than the writer planned, or on stop.
         self._changed = threading.Condition(self._lock)
-        # guarded by _lock; room for max_series created series besides those waiting
-        self._series: LRUCache[SeriesKey, _Series] = LRUCache(max_series + buffer_size)
+        # guarded by _lock; the created series used last
+        self._series: LRUCache[SeriesKey, _Series] = LRUCache(max_series)
+        # guarded by _lock; the series waiting to be created, oldest first
+        self._new: dict[SeriesKey, _Series] = {}
         # guarded by _lock; (due, sequence, key) of scheduled writes, may hold stale entries
         self._schedule: list[tuple[float, int, SeriesKey]] = []
         self._sequence = itertools.count()  # guarded by _lock
-        # guarded by _lock; the series waiting to be created, oldest first
-        self._new: dict[SeriesKey, None] = {}
         self._stopping = False  # guarded by _lock
         self.dropped = 0  # guarded by _lock
         self.writes = 0  # guarded by _lock; creates and patches sent
@@ -133,12 +136,14 @@ class EventRecorder:
         key: SeriesKey = (namespace, m.get("name", ""), m.get("uid", ""), type_, reason, message)
         now = self._wall_clock().strftime("%Y-%m-%dT%H:%M:%SZ")
         with self._lock:
-            series = self._series.get(key)
+            series = self._find_locked(key)
             if series is None:
-                body = self._event(kernel, type_=type_, reason=reason, message=message, now=now)
-                series = _Series(body=body, last_timestamp=now)
-                self._series[key] = series
-                self._new[key] = None
+                series = _Series(
+                    first_timestamp=now,
+                    involved_version=str(m.get("resourceVersion") or ""),
+                    last_timestamp=now,
+                )
+                self._new[key] = series
                 self._drop_oldest_unwritten()
                 self._schedule_locked(key, series, self._monotonic())
             else:
@@ -179,7 +184,7 @@ class EventRecorder:
         """Pop the next series to write: its key, itself, and the count and time to write."""
         while self._schedule:
             due, _, key = self._schedule[0]
-            series = self._series.get(key)
+            series = self._find_locked(key)
             if series is None or series.due != due:
                 heapq.heappop(self._schedule)  # stale: forgotten or rescheduled
                 continue
@@ -187,7 +192,8 @@ class EventRecorder:
                 return None
             heapq.heappop(self._schedule)
             series.due = None
-            self._new.pop(key, None)
+            if self._new.pop(key, None) is not None:
+                self._series[key] = series  # created now: remembered for its repeats
             return key, series, series.count, series.last_timestamp
         return None
 
@@ -208,7 +214,7 @@ class EventRecorder:
                 except NotFound:
                     series.event_name = ""  # expired or deleted: start a new Event
             if not series.event_name:
-                body = {**series.body, "count": count, "lastTimestamp": last}
+                body = self._event(key, series, count=count, last=last)
                 self._count_write()
                 self._events.create(body, namespace=namespace)
                 series.event_name = body["metadata"]["name"]
@@ -244,19 +250,18 @@ class EventRecorder:
         now = self._monotonic()
         return max(now, series.written_at + self._update_interval) if series.written else now
 
+    def _find_locked(self, key: SeriesKey) -> _Series | None:
+        series = self._new.get(key)
+        return series if series is not None else self._series.get(key)
+
     def _drop_oldest_unwritten(self) -> None:
         """Keep at most ``buffer_size`` series waiting to be created (the oldest go)."""
         while len(self._new) > self._buffer_size:
-            key = next(iter(self._new))
-            del self._new[key]
-            self._series.pop(key, None)  # its schedule entry becomes stale
+            del self._new[next(iter(self._new))]  # its schedule entry becomes stale
             self.dropped += 1
 
-    def _event(
-        self, kernel: Obj, *, type_: str, reason: str, message: str, now: str
-    ) -> dict[str, Any]:
-        m = meta(kernel)
-        name, namespace = m.get("name", ""), m.get("namespace", "")
+    def _event(self, key: SeriesKey, series: _Series, *, count: int, last: str) -> dict[str, Any]:
+        namespace, name, uid, type_, reason, message = key
         return {
             "apiVersion": "v1",
             "kind": "Event",
@@ -266,8 +271,8 @@ class EventRecorder:
                 "kind": KIND,
                 "name": name,
                 "namespace": namespace,
-                "uid": m.get("uid", ""),
-                "resourceVersion": m.get("resourceVersion", ""),
+                "uid": uid,
+                "resourceVersion": series.involved_version,
             },
             "type": type_,
             "reason": reason,
@@ -275,7 +280,7 @@ class EventRecorder:
             "source": {"component": FIELD_MANAGER},
             "reportingComponent": FIELD_MANAGER,
             "reportingInstance": self._instance,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
+            "firstTimestamp": series.first_timestamp,
+            "lastTimestamp": last,
+            "count": count,
         }

@@ -192,3 +192,17 @@ def test_a_full_buffer_drops_the_oldest_unwritten(clock: Clock) -> None:
 
     assert recorder.dropped == 1
     assert [call[2]["message"] for call in writer.calls] == ["in flight", "message 1", "message 2"]
+
+
+def test_only_the_series_used_last_are_remembered(writer: Writer, clock: Clock) -> None:
+    recorder = EventRecorder(writer, instance="test", monotonic=clock, max_series=2)
+    for n in range(3):
+        warn(recorder, f"message {n}")
+    clock.now += INTERVAL
+    warn(recorder, "message 2")  # remembered: a count update
+    warn(recorder, "message 0")  # forgotten (least recently used): a new Event
+
+    assert [(call[0], call[2].get("count")) for call in writer.calls[3:]] == [
+        ("patch", 2),
+        ("create", 1),
+    ]
