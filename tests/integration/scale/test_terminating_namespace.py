@@ -37,6 +37,7 @@ KERNELS_IN_DOOMED = 200
 NODE = "never-confirms"
 SERVED_WITHIN_SECONDS = 2.0
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+QUIET_SECONDS = 3.0
 
 
 def doomed_kernel(name: str) -> dict[str, Any]:
@@ -77,6 +78,19 @@ def refused_creates(totals: dict[tuple[str, str, str], float]) -> float:
     return sum(v for (verb, _, code), v in totals.items() if verb == "POST" and code == "403")
 
 
+def quiet_since(plane: ControlPlane, seconds: float) -> bool:
+    """Whether the controller made no write in the last ``seconds`` (audit log)."""
+    last = max(
+        (
+            datetime.fromisoformat(e["stageTimestamp"])
+            for e in plane.audit_events()
+            if e["user"]["username"] == CONTROLLER_USER and e["verb"] in WRITE_VERBS
+        ),
+        default=None,
+    )
+    return last is None or (datetime.now(UTC) - last).total_seconds() >= seconds
+
+
 def controller_writes_in(plane: ControlPlane, namespace: str, since: datetime) -> list[str]:
     """The controller's writes in ``namespace`` since ``since``, from the audit log."""
     found = []
@@ -115,6 +129,9 @@ def test_a_deleted_namespace_costs_less_than_one_write_per_kernel(
         ResourceClient(admin_rest, NODES).create({"metadata": {"name": NODE}})
         for name in names:
             bind(admin_rest, DOOMED, name, NODE)
+        # The controller mirrors the bindings (status, Events); only once it is quiet does
+        # the deletion begin, so that every write counted below is one it caused.
+        eventually(lambda: quiet_since(plane, QUIET_SECONDS), timeout=120, message="never quiet")
 
         before = apiserver_request_total(plane)
         deleted_at = datetime.now(UTC)
