@@ -17,8 +17,13 @@ Contract (the controller, ``bootstrap-kernel.sh`` and the local node agent rely 
   for that many seconds, counted from the end of the last execution (or from start-up). An
   execution in progress is never interrupted, however long it runs. The check is a periodic
   callback on the kernel's main IO loop, fed by a wrapper around the ``execute_request`` handler.
-- Exit codes: 0 idle timeout, client ``shutdown_request`` (also with ``restart``: restarting is
-  up to whoever runs the process) or ``exit()`` in the kernel; 1 the kernel failed (a port
+- Restart: a ``shutdown_request`` with ``restart`` stops the kernel as any shutdown does, then
+  the process waits up to ``KERNEL_RESTART_GRACE_SECONDS`` (default 10) before it exits 0: a
+  restart replaces the kernel's Pod (the provisioner deletes it right after sending the
+  request), and a Pod deleted while its kernel is alive is replaced, not culled, whereas a
+  Pod whose kernel exited 0 by itself is culled. SIGTERM (the deletion) ends the wait at once.
+- Exit codes: 0 idle timeout, client ``shutdown_request`` (with ``restart``, after the grace
+  above) or ``exit()`` in the kernel; 1 the kernel failed (a port
   could not be bound, an unknown kernel class, an exception escaped, the heartbeat thread
   died); 2 bad options or
   environment. Code run in the kernel may end the process with its own code (``os._exit(n)``);
@@ -60,6 +65,7 @@ DEFAULT_IP = "0.0.0.0"  # noqa: S104 - a Pod's kernel listens on the Pod IP
 DEFAULT_KERNEL_CLASS = "ipykernel.ipkernel.IPythonKernel"
 SPARK_MODES = ("none", "lazy", "eager")
 RESPONSE_TIMEOUT_SECONDS = 10.0
+DEFAULT_RESTART_GRACE_SECONDS = 10.0
 LOGGER_NAME = "launch_ipykernel"
 
 
@@ -68,6 +74,7 @@ class ExitReason(enum.Enum):
 
     IDLE = "idle timeout"
     SHUTDOWN_REQUEST = "shutdown_request from a client"
+    RESTART_REQUEST = "shutdown_request with restart from a client"
     LOOP_STOPPED = "the kernel's event loop stopped (exit() in the kernel)"
     HEARTBEAT_DIED = "the heartbeat thread died (its port could not be bound?)"
     CRASHED = "the kernel failed"
@@ -75,7 +82,12 @@ class ExitReason(enum.Enum):
 
 def exit_code(reason: ExitReason) -> int:
     """0 for an exit on purpose (culling, shutdown), 1 for a failure."""
-    if reason in (ExitReason.IDLE, ExitReason.SHUTDOWN_REQUEST, ExitReason.LOOP_STOPPED):
+    if reason in (
+        ExitReason.IDLE,
+        ExitReason.SHUTDOWN_REQUEST,
+        ExitReason.RESTART_REQUEST,
+        ExitReason.LOOP_STOPPED,
+    ):
         return 0
     return 1
 
@@ -110,6 +122,7 @@ class LaunchSettings:
     public_key: str | None = None
     port_range: tuple[int, int] | None = None
     spark_context_init_mode: str = "none"
+    restart_grace: float = DEFAULT_RESTART_GRACE_SECONDS  # seconds to wait after a restart
 
     @property
     def key_is_kernel_id(self) -> bool:
@@ -236,7 +249,21 @@ def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Launch
         public_key=args.public_key or None,
         port_range=parse_port_range(args.port_range),
         spark_context_init_mode=mode,
+        restart_grace=parse_restart_grace(env.get("KERNEL_RESTART_GRACE_SECONDS")),
     )
+
+
+def parse_restart_grace(raw: str | None) -> float:
+    """Seconds to wait for the Pod's replacement after a restart request (default 10)."""
+    if raw is None or not raw.strip():
+        return DEFAULT_RESTART_GRACE_SECONDS
+    try:
+        seconds = float(raw.strip())
+    except ValueError:
+        raise ValueError(f"KERNEL_RESTART_GRACE_SECONDS: {raw!r} is not a number") from None
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(f"KERNEL_RESTART_GRACE_SECONDS: {raw!r} is not a number >= 0")
+    return seconds
 
 
 def advertised_ip(bind_ip: str, resolve_host: Callable[[], str]) -> str:
@@ -414,13 +441,25 @@ def _install_hooks(
             continue
 
         async def shutdown_request(*args: Any, _shutdown: Any = shutdown) -> None:
-            if exits.record(ExitReason.SHUTDOWN_REQUEST):
-                log.info("shutdown_request received; stopping the kernel")
+            reason = (
+                ExitReason.RESTART_REQUEST
+                if restart_requested(args)
+                else ExitReason.SHUTDOWN_REQUEST
+            )
+            if exits.record(reason):
+                log.info("%s received; stopping the kernel", reason.value)
             result = _shutdown(*args)
             if inspect.isawaitable(result):
                 await result
 
         handlers["shutdown_request"] = shutdown_request
+
+
+def restart_requested(handler_args: Sequence[Any]) -> bool:
+    """Whether a ``shutdown_request`` handler's ``(stream, ident, parent)`` asks to restart."""
+    parent = handler_args[-1] if handler_args else None
+    content = parent.get("content") if isinstance(parent, Mapping) else None
+    return bool(isinstance(content, Mapping) and content.get("restart"))
 
 
 def run_kernel(settings: LaunchSettings, log: logging.Logger) -> int:
@@ -467,6 +506,12 @@ def run_kernel(settings: LaunchSettings, log: logging.Logger) -> int:
         exits.record(ExitReason.CRASHED)
     exits.record(ExitReason.LOOP_STOPPED)
     reason = exits.reason or ExitReason.CRASHED
+    if reason is ExitReason.RESTART_REQUEST and settings.restart_grace > 0:
+        log.info(
+            "kernel stopped for a restart; waiting up to %g s for the Pod to be replaced",
+            settings.restart_grace,
+        )
+        threading.Event().wait(settings.restart_grace)  # SIGTERM (the Pod's deletion) ends it
     code = exit_code(reason)
     log.log(_level(reason), "kernel exiting: %s (exit code %d)", reason.value, code)
     return code

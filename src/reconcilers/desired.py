@@ -230,7 +230,10 @@ def desired_state(
                 kernel, identity if identity.key else replace(identity, key=fresh.key)
             )
 
-    phase = ((pod or {}).get("status") or {}).get("phase")
+    # A Pod being deleted (a restart, `kubectl delete pod`) is replaced once it is gone: how
+    # its kernel ended says nothing about the Kernel, which is neither culled nor failed.
+    terminating = pod is not None and bool(meta(pod).get("deletionTimestamp"))
+    phase = None if terminating else ((pod or {}).get("status") or {}).get("phase")
     delete_kernel = False
     requeue_after = None
     events = list(_transition_event(kernel, ready))

@@ -54,6 +54,12 @@ def readiness(pod: Obj | None, *, container_name: str) -> Readiness:
     """Why the kernel is, or is not, ready, judged from its Pod alone."""
     if pod is None:
         return Readiness("False", "PodNotCreated", "the kernel's Pod does not exist yet")
+    if meta(pod).get("deletionTimestamp"):
+        return Readiness(
+            "False",
+            "PodTerminating",
+            "the kernel's Pod is being deleted; a new one is created once it is gone",
+        )
     phase = (pod.get("status") or {}).get("phase") or "Pending"
     ready = pod_condition(pod, "Ready")
     if ready is not None and ready.get("status") == "True":

@@ -80,6 +80,35 @@ def test_parse_idle_timeout_rejects(raw: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [(None, 10.0), ("", 10.0), ("0", 0.0), ("2.5", 2.5)],
+    ids=["none", "empty", "zero", "float"],
+)
+def test_parse_restart_grace(raw: str | None, seconds: float) -> None:
+    assert li.parse_restart_grace(raw) == seconds
+
+
+@pytest.mark.parametrize("raw", ["later", "-1", "nan", "inf"])
+def test_parse_restart_grace_rejects(raw: str) -> None:
+    with pytest.raises(ValueError, match="KERNEL_RESTART_GRACE_SECONDS"):
+        li.parse_restart_grace(raw)
+
+
+@pytest.mark.parametrize(
+    ("args", "restart"),
+    [
+        ((None, [b"id"], {"content": {"restart": True}}), True),
+        ((None, [b"id"], {"content": {"restart": False}}), False),
+        ((None, [b"id"], {"content": {}}), False),
+        ((), False),
+    ],
+    ids=["restart", "shutdown", "no-flag", "no-args"],
+)
+def test_restart_requested(args: tuple[object, ...], restart: bool) -> None:
+    assert li.restart_requested(args) is restart
+
+
+@pytest.mark.parametrize(
     ("raw", "expected"),
     [(None, None), ("0..0", None), ("40000..40100", (40000, 40100))],
     ids=["none", "any", "range"],
@@ -356,6 +385,7 @@ def test_exit_codes() -> None:
     assert codes == {
         "IDLE": 0,
         "SHUTDOWN_REQUEST": 0,
+        "RESTART_REQUEST": 0,
         "LOOP_STOPPED": 0,
         "HEARTBEAT_DIED": 1,
         "CRASHED": 1,

@@ -177,6 +177,28 @@ def test_shutdown_request_exits_zero_and_kernel_id_key_is_never_printed(
     assert kernel.env["KERNEL_ID"] not in kernel.output()
 
 
+def test_a_restart_request_waits_for_the_pod_to_be_replaced(start_kernel: Any) -> None:
+    kernel = start_kernel(KERNEL_RESTART_GRACE_SECONDS="60")
+    with kernel.client() as kc:
+        kc.shutdown(restart=True)
+        eventually(
+            lambda: "waiting up to 60 s for the Pod to be replaced" in kernel.output(),
+            timeout=REPLY_TIMEOUT,
+            message="no restart wait",
+        )
+    assert kernel.proc.poll() is None  # stopped, but not exited: no culling yet
+    kernel.proc.send_signal(signal.SIGTERM)  # the Pod's deletion
+    assert kernel.wait() == -signal.SIGTERM
+
+
+def test_a_restart_request_nobody_acts_on_exits_zero_after_the_grace(start_kernel: Any) -> None:
+    kernel = start_kernel(KERNEL_RESTART_GRACE_SECONDS="0.5")
+    with kernel.client() as kc:
+        kc.shutdown(restart=True)
+        assert kernel.wait() == 0
+    assert "shutdown_request with restart from a client" in kernel.output()
+
+
 def test_exit_in_the_kernel_exits_zero(start_kernel: Any) -> None:
     kernel = start_kernel()
     with kernel.client() as kc:

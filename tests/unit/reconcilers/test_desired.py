@@ -1353,6 +1353,37 @@ def test_succeeded_pod_culls_the_kernel() -> None:
     assert [(e.type, e.reason) for e in desired.events] == [("Normal", "Culled")]
 
 
+def _being_deleted(pod: Any) -> Any:
+    deleted = thaw(pod)
+    deleted["metadata"]["deletionTimestamp"] = ago(1)
+    return freeze(deleted)
+
+
+@pytest.mark.parametrize(
+    "pod",
+    [
+        _being_deleted(STATUS_CASES["succeeded"][0]),
+        _being_deleted(_failed_pod(finished_at=ago(7200))),
+        _being_deleted(make_pod(phase="Running")),
+    ],
+    ids=["exited-0", "failed-long-ago", "still-running"],
+)
+def test_a_pod_being_deleted_is_replaced_not_read_as_culling_or_failure(pod: Any) -> None:
+    # A restart (the provisioner) or `kubectl delete pod`: the kernel ends because its Pod is
+    # deleted; once the Pod is gone it is created again, with the same identity.
+    kernel = make_kernel(annotations=persisted_annotations(), status=stored_ready("KernelReady"))
+
+    desired = run(kernel, pod=pod, service=api_service())
+
+    assert desired.delete_kernel is False
+    assert desired.requeue_after is None
+    assert desired.pod is None  # not while the old one is still there
+    ready = ready_condition(desired.status)
+    assert (ready["status"], ready["reason"]) == ("False", "PodTerminating")
+    assert desired.status["readyReplicas"] == 0
+    assert [e.reason for e in desired.events if e.type == "Warning"] == []
+
+
 @pytest.mark.parametrize(
     ("stored", "expected"),
     [
