@@ -97,12 +97,7 @@ class NodeAgent:
         self._nodes.patch(self.name, {"status": self._status()}, subresource="status")
 
     def _labels(self) -> dict[str, str]:
-        return {
-            "kubernetes.io/hostname": self.name,
-            "kubernetes.io/os": "linux",
-            "kubernetes.io/arch": _arch(),
-            "node.kubernetes.io/instance-type": "localnode",
-        }
+        return node_labels(self.name)
 
     def _status(self) -> dict[str, Any]:
         now = now_rfc3339()
@@ -138,6 +133,16 @@ class NodeAgent:
                 "architecture": _arch(),
             },
         }
+
+
+def node_labels(name: str) -> dict[str, str]:
+    """The labels of the Node ``name`` (what a Pod's ``nodeSelector`` is matched against)."""
+    return {
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": _arch(),
+        "node.kubernetes.io/instance-type": "localnode",
+    }
 
 
 def _arch() -> str:

@@ -14,7 +14,9 @@ unchanged status is never written twice (:func:`needs_write`).
   (``PodCompleted``), ``state.terminated {exitCode, reason: Completed|Error|StartError|
   ContainerStatusUnknown, message?, startedAt, finishedAt}``;
 - pending: ``phase: Pending``, ``state.waiting {reason, message}`` (the container could not be
-  created yet, e.g. a missing Secret).
+  created yet, e.g. a missing Secret, or its image cannot be pulled);
+- unschedulable (the node plays the scheduler): ``phase: Pending``, condition ``PodScheduled``
+  False with reason ``Unschedulable`` and the scheduler's message.
 """
 
 from __future__ import annotations
@@ -59,6 +61,22 @@ def pending_status(pod: Pod, *, start_time: str, reason: str, message: str) -> S
         ready_false=("ContainersNotReady", _not_ready_message(pod)),
         container=_container(pod, ready=False, started=False, state={"waiting": waiting}),
     )
+
+
+def unschedulable_status(*, message: str, since: str) -> Status:
+    """What the scheduler writes on a Pod that no node fits."""
+    return {
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": message,
+                "lastTransitionTime": since,
+            }
+        ],
+    }
 
 
 def running_status(

@@ -8,11 +8,15 @@ For a key it does, in order:
 
 1. a record whose Pod is gone or was replaced (other uid): stop its process (SIGTERM, SIGKILL
    after the grace period; the reaper enqueues the key on exit), then free its IP;
-2. no Pod bound here: bind the unbound Pod of that key (``pods/binding``) if there is one;
+2. no Pod bound here: bind the unbound Pod of that key (``pods/binding``) if there is one and
+   it fits the node (:mod:`localnode.scheduling`); one that does not is marked
+   ``Unschedulable`` as the scheduler marks it, and left unbound;
 3. a Pod with a ``deletionTimestamp``: stop as in 1, then finish the deletion as a kubelet
    does (DELETE with ``gracePeriodSeconds: 0`` and a uid precondition);
 4. a terminal Pod (Succeeded/Failed): nothing;
-5. otherwise allocate an IP, start the process (or, with ``--no-processes``, pretend to), and
+5. otherwise allocate an IP; an image the node cannot pull (:mod:`localnode.images`) is
+   reported ``ErrImagePull``, then ``ImagePullBackOff`` on the retries, and never started;
+   else start the process (or, with ``--no-processes``, pretend to), and
    write the status (see :mod:`localnode.podstatus`): Running; Ready once a TCP connect to
    the readiness probe's port on the Pod's IP succeeds (polled 0.1 s → 2 s apart, after the
    probe's ``initialDelaySeconds``; Ready then stays True until the process exits: there is
@@ -43,7 +47,9 @@ from informers import (
     SharedInformer,
     object_key,
 )
+from localnode.images import pull_failure
 from localnode.ipam import HOST_IP, AddressPool, PoolExhausted
+from localnode.nodeobj import node_labels
 from localnode.podspec import (
     EnvError,
     Pod,
@@ -70,8 +76,10 @@ from localnode.podstatus import (
     pending_status,
     running_status,
     terminated_status,
+    unschedulable_status,
 )
 from localnode.processes import KernelProcess, ProcessTable, log_tail
+from localnode.scheduling import unschedulable
 from localnode.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,6 +109,7 @@ class PodRecord:
     container_id: str = ""
     ready_since: str | None = None
     probe_attempts: int = 0
+    pull_attempts: int = 0
     exit: Exit | None = None
     last_written: Status | None = None
 
@@ -167,6 +176,12 @@ class PodSyncer:
             except PoolExhausted as err:
                 self._write(pod, record, _pending(pod, record, "NoPodIP", str(err)))
                 raise RetryLater(str(err)) from err
+        failure = None if record.started_at else pull_failure(main_image(pod))
+        if failure is not None:
+            reason = "ImagePullBackOff" if record.pull_attempts else "ErrImagePull"
+            record.pull_attempts += 1
+            self._write(pod, record, _pending(pod, record, reason, failure))
+            raise RetryLater(f"{key}: {failure}")
         if self._s.no_processes:
             self._advance_status_only(pod, record)
             return None
@@ -213,6 +228,17 @@ class PodSyncer:
         if (pod.get("spec") or {}).get("nodeName"):
             return
         namespace, name = _name(pod)
+        refusal = unschedulable(pod, node_labels(self._s.node_name))
+        if refusal is not None:
+            marked = pod_condition_reason(pod, "PodScheduled") == "Unschedulable"
+            if not marked:
+                status = unschedulable_status(message=refusal, since=now_rfc3339())
+                with contextlib.suppress(NotFound):
+                    self._pods.patch(
+                        name, {"status": status}, namespace=namespace, subresource="status"
+                    )
+                log.info("not binding %s: %s", key, refusal)
+            return
         binding = {
             "apiVersion": "v1",
             "kind": "Binding",
@@ -379,6 +405,18 @@ def _termination_message(pod: Pod, proc: KernelProcess) -> str:
     if proc.exit_code == 0 or termination_message_policy(pod) != "FallbackToLogsOnError":
         return ""
     return log_tail(proc.log_path)
+
+
+def main_image(pod: Pod) -> str:
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
+    return str(containers[0].get("image") or "")
+
+
+def pod_condition_reason(pod: Pod, kind: str) -> str | None:
+    for cond in (pod.get("status") or {}).get("conditions") or ():
+        if cond.get("type") == kind:
+            return str(cond.get("reason") or "")
+    return None
 
 
 def _name(pod: Pod) -> tuple[str, str]:

@@ -8,6 +8,9 @@ Threads (all named after the informer, all stopped by :meth:`SharedInformer.stop
   has an unbounded buffer, so a slow handler never blocks the watch or the other handlers;
 - ``<name>-resync`` (only with a resync period) replays the cache as updates, with no API call.
 
+With ``daemon=True`` every thread is a daemon thread: an informer embedded in someone else's
+process (a library) never keeps that process from exiting, stopped or not.
+
 Handlers get frozen objects (see :mod:`informers.frozen`) and must return promptly (typically
 they only enqueue a key). ``on_add`` says whether the object came with the informer's initial
 list (client-go's ``isInInitialList``: the first list, and the cache replayed to a handler
@@ -148,8 +151,10 @@ class SharedInformer:
         read_timeout: float = DEFAULT_READ_TIMEOUT_SECONDS,
         backoff: JitteredBackoff | None = None,
         clock: Clock | None = None,
+        daemon: bool = False,
     ) -> None:
         self.name = name
+        self._daemon = daemon
         self.indexer = Indexer(key_func=key_func, indexers=indexers)
         self._clock = clock or RealClock()
         self._resync_period = resync_period
@@ -191,10 +196,16 @@ class SharedInformer:
             self._started = True
             for listener in self._listeners:
                 listener.thread.start()
-        reflector = threading.Thread(target=self.reflector.run, name=f"{self.name}-reflector")
+        reflector = threading.Thread(
+            target=self.reflector.run, name=f"{self.name}-reflector", daemon=self._daemon
+        )
         self._threads.append(reflector)
         if self._resync_period > 0:
-            self._threads.append(threading.Thread(target=self._resync, name=f"{self.name}-resync"))
+            self._threads.append(
+                threading.Thread(
+                    target=self._resync, name=f"{self.name}-resync", daemon=self._daemon
+                )
+            )
         for thread in self._threads:
             thread.start()
 

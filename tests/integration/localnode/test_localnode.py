@@ -280,6 +280,43 @@ def test_missing_secret_keeps_the_pod_pending_until_it_exists(
     assert cluster.kernel_record("waits")["env"]["KERNEL_KEY"] == "s3cr3t"  # type: ignore[index]
 
 
+def test_an_image_from_an_unresolvable_registry_is_never_pulled(
+    cluster: Cluster, start_node: StartNode
+) -> None:
+    start_node()
+    cluster.create_pod("unpullable", free_port(), image="registry.invalid/kernel-py:1")
+
+    def backing_off() -> bool:
+        waiting = container_state(cluster.pod("unpullable")).get("waiting") or {}
+        return waiting.get("reason") == "ImagePullBackOff"
+
+    eventually(backing_off, timeout=20, message="no ImagePullBackOff")
+    pod = cluster.pod("unpullable")
+    assert status(pod)["phase"] == "Pending"
+    assert "lookup registry.invalid: no such host" in container_state(pod)["waiting"]["message"]
+    assert cluster.kernel_record("unpullable") is None  # never started
+
+
+def test_a_pod_that_does_not_fit_the_node_is_marked_unschedulable(
+    cluster: Cluster, start_node: StartNode
+) -> None:
+    start_node()
+    body = kernel_pod("elsewhere", free_port(), out=cluster.out)
+    body["spec"]["nodeSelector"] = {"accelerator": "tpu"}
+    cluster.pods.create(body)
+
+    def unschedulable() -> dict[str, Any] | None:
+        for cond in status(cluster.pod("elsewhere")).get("conditions") or ():
+            if cond["type"] == "PodScheduled" and cond.get("reason") == "Unschedulable":
+                return dict(cond)
+        return None
+
+    cond = eventually(unschedulable, timeout=20, message="not marked Unschedulable")
+    assert cond["status"] == "False"
+    assert "didn't match Pod's node affinity/selector" in cond["message"]
+    assert not (cluster.pod("elsewhere") or {}).get("spec", {}).get("nodeName")
+
+
 def test_node_stop_kills_kernels_and_a_new_node_reports_them_lost(
     cluster: Cluster, start_node: StartNode
 ) -> None:

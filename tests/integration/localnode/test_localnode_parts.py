@@ -7,8 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from localnode.images import pull_failure, registry_host
 from localnode.ipam import AddressPool, PoolExhausted, loopback_usable
 from localnode.podstatus import needs_write, running_status
+from localnode.scheduling import unschedulable
 
 
 def test_pool_hands_out_distinct_addresses_next_fit_and_wraps() -> None:
@@ -68,3 +70,36 @@ def test_needs_write_ignores_server_added_fields_and_empty_values() -> None:
         container_id="localnode://42",
     )
     assert needs_write(stored, ready)
+
+
+@pytest.mark.parametrize(
+    ("image", "host"),
+    [
+        ("python:3.11-slim", ""),
+        ("elyra/kernel-py:3.2.3", ""),
+        ("quay.io/jupyter/base-notebook", "quay.io"),
+        ("localhost:5000/kernel", "localhost"),
+        ("registry.invalid:443/team/kernel@sha256:abc", "registry.invalid"),
+    ],
+)
+def test_registry_host(image: str, host: str) -> None:
+    assert registry_host(image) == host
+
+
+def test_only_unresolvable_registries_fail_to_pull() -> None:
+    assert pull_failure("elyra/kernel-py:3.2.3") is None
+    assert pull_failure("quay.io/jupyter/base-notebook") is None
+    failure = pull_failure("registry.invalid/kernel-py:1")
+    assert failure is not None and "lookup registry.invalid: no such host" in failure
+
+
+def test_node_selector_must_match_the_node_labels() -> None:
+    labels = {"kubernetes.io/os": "linux", "kubernetes.io/hostname": "n"}
+
+    def pod(selector: dict[str, str] | None) -> dict[str, object]:
+        return {"spec": {"nodeSelector": selector} if selector is not None else {}}
+
+    assert unschedulable(pod(None), labels) is None
+    assert unschedulable(pod({"kubernetes.io/os": "linux"}), labels) is None
+    assert unschedulable(pod({"kubernetes.io/os": "windows"}), labels) is not None
+    assert unschedulable(pod({"gpu": "yes"}), labels) is not None

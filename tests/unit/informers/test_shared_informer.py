@@ -449,3 +449,20 @@ def test_stop_and_join_leave_no_threads(make: Callable[..., SharedInformer]) -> 
     assert [t.name for t in threading.enumerate() if t.name.startswith("cms0-")] == []
     assert stream.closed.is_set()
     assert informer.reflector.stopped
+
+
+@pytest.mark.parametrize("daemon", [False, True], ids=["owned-process", "embedded-library"])
+def test_daemon_informers_never_keep_their_process_alive(
+    make: Callable[..., SharedInformer], daemon: bool
+) -> None:
+    lw = FakeListerWatcher([cm("a", "10")])
+    informer = make(lw, resync_period=0.01, daemon=daemon)
+    recorder = Recorder()
+    informer.add_event_handler(recorder)
+    informer.start()
+    recorder.wait_for(1)
+
+    threads = {t.name: t.daemon for t in threading.enumerate() if t.name.startswith("cms0-")}
+    assert threads["cms0-reflector"] is daemon
+    assert threads["cms0-resync"] is daemon
+    assert threads["cms0-handler-0"] is True  # delivery threads always are
