@@ -3,6 +3,8 @@
 #
 # Contract:
 #   KERNEL_LANGUAGE  python (default), r or scala (case-insensitive); anything else: exit 1.
+#   KERNEL_WORKING_DIR  when set, the kernel starts in that directory (as Enterprise Gateway's
+#     launchers do); one that cannot be entered: exit 1.
 #   python: runs launch_ipykernel.py with the interpreter $KERNEL_PYTHON, else python3, else
 #     python; the launcher is $KERNEL_LAUNCHER if set, else
 #     $KERNEL_LAUNCHERS_DIR/python/scripts/launch_ipykernel.py if it exists (default dir
@@ -58,7 +60,7 @@ python_launcher() {
     elif [ -f "$KERNEL_LAUNCHERS_DIR/python/scripts/launch_ipykernel.py" ]; then
         echo "$KERNEL_LAUNCHERS_DIR/python/scripts/launch_ipykernel.py"
     else
-        echo "$(script_dir)/launch_ipykernel.py"
+        echo "$here/launch_ipykernel.py"
     fi
 }
 
@@ -102,6 +104,12 @@ launch_scala_kernel() {
         --response-address "$RESPONSE_ADDRESS" --public-key "$PUBLIC_KEY" \
         --spark-context-initialization-mode "$KERNEL_SPARK_CONTEXT_INIT_MODE" "$@"
 }
+
+here=$(script_dir)  # before a change of directory: $0 may be relative
+if [ -n "${KERNEL_WORKING_DIR:-}" ]; then
+    CDPATH='' cd -- "$KERNEL_WORKING_DIR" 2>/dev/null \
+        || fail "cannot enter KERNEL_WORKING_DIR '$KERNEL_WORKING_DIR'"
+fi
 
 language="${KERNEL_LANGUAGE:-python}"
 case "$language" in

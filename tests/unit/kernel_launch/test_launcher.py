@@ -357,3 +357,20 @@ def test_other_languages_fail_clearly_without_their_launcher(
     kernel = start_kernel(KERNEL_LANGUAGE=language)
     assert kernel.wait() == 1
     assert message in kernel.output()
+
+
+def test_the_kernel_starts_in_kernel_working_dir(start_kernel: Any, tmp_path: Path) -> None:
+    workdir = tmp_path / "notebooks"
+    workdir.mkdir()
+    kernel = start_kernel(KERNEL_WORKING_DIR=str(workdir))
+    with kernel.client() as kc:
+        reply = execute(kc, "import os; os.getcwd()")
+    assert reply["result"] == repr(str(workdir))
+
+
+def test_a_working_dir_that_cannot_be_entered_fails_at_start(
+    start_kernel: Any, tmp_path: Path
+) -> None:
+    kernel = start_kernel(KERNEL_WORKING_DIR=str(tmp_path / "missing"))
+    assert kernel.wait() == 1
+    assert "cannot enter KERNEL_WORKING_DIR" in kernel.output()
