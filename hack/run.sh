@@ -63,6 +63,14 @@ for _ in $(seq 1 120); do
 done
 
 name=$($venv/python -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["metadata"]["name"])' "$sample")
+# A sample left by an earlier run lost its kernel process with that run's local node (it is
+# KernelFailed, or its Pod is gone with the node): start it afresh.
+reason=$(kubectl get -n default "kernel/$name" --ignore-not-found \
+  -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}')
+if [ -n "$reason" ] && [ "$reason" != "KernelReady" ]; then
+  echo "the sample Kernel from an earlier run is $reason: creating it again"
+  kubectl delete -n default "kernel/$name" --wait=true
+fi
 kubectl apply -n default -f "$sample"
 echo "waiting for Kernel $name to be Ready (local node: $PWD/.localnode/node.log)"
 kubectl wait -n default --for=condition=Ready "kernel/$name" --timeout=180s

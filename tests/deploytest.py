@@ -195,12 +195,13 @@ def install_rbac(
     work_dir: Path,
     name_prefix: str = "",
     mutate: Callable[[list[Doc]], list[Doc]] | None = None,
+    config: Path = CONFIG / "rbac",
 ) -> tuple[list[Doc], str]:
-    """Apply ``config/rbac`` rendered into ``namespace`` (names prefixed with ``name_prefix``),
-    optionally changed by ``mutate``; return the objects and the path of a kubeconfig acting
-    as its ServiceAccount (written in ``work_dir``)."""
+    """Apply ``config`` (``config/rbac`` unless told) rendered into ``namespace`` (names
+    prefixed with ``name_prefix``), optionally changed by ``mutate``; return the objects and
+    the path of a kubeconfig acting as its ServiceAccount (written in ``work_dir``)."""
     where = write_kustomization(
-        work_dir, resources=[CONFIG / "rbac"], namespace=namespace, name_prefix=name_prefix
+        work_dir, resources=[config], namespace=namespace, name_prefix=name_prefix
     )
     docs = render(where)
     if mutate is not None:

@@ -113,6 +113,9 @@ class Reflector:
         self._rv_unavailable = False
         self._listed_once = False
         self.stats = ReflectorStats()
+        # Set once a watch stream has been opened (the collection is followed, not only
+        # listed): a caller can tell "synced" from "synced and watching".
+        self.watching = threading.Event()
 
     # -------------------------------------------------------------- lifecycle
     def run(self) -> None:
@@ -249,6 +252,7 @@ class Reflector:
         if self.stats.watches:
             self.stats.watch_restarts += 1
         self.stats.watches += 1
+        self.watching.set()
         self.stats.last_progress = self._clock.now()
         started = self._clock.now()
         received = 0

@@ -231,6 +231,12 @@ class SharedInformer:
     def wait_for_sync(self, timeout: float | None = None) -> bool:
         return self._synced.wait(timeout)
 
+    def wait_for_watch(self, timeout: float | None = None) -> bool:
+        """Block until a watch has been opened once (after the first list): the cache follows
+        changes as they happen. False after ``timeout``: e.g. the list is allowed and the
+        watch is not, so the cache is only refreshed by relisting."""
+        return self.reflector.watching.wait(timeout)
+
     def threads_alive(self) -> bool:
         """False when a thread of this running informer has died."""
         with self._dispatch_lock:

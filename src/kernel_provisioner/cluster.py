@@ -14,18 +14,24 @@ of kernels.
   clean exit); its threads are daemon threads, so it never keeps a process from exiting.
 - A coroutine that waits for a Kernel to change takes a :class:`Subscription` before it looks
   at the cache, then awaits it: a change between the look and the wait is never missed.
+- API requests (blocking HTTP) run on the registry's own pool of worker threads
+  (:meth:`Clusters.run`), never on the caller's event loop; :meth:`Clusters.close` shuts it.
 
-Threads: the informers' (daemon); notifications cross into each waiter's event loop with
-``call_soon_threadsafe``. Everything here is thread-safe.
+Threads: the informers' (daemon) and ``kernel-provisioner-<n>`` (the request pool);
+notifications cross into each waiter's event loop with ``call_soon_threadsafe``. Everything
+here is thread-safe.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar, TypeVar
 
 from informers import (
     DeletedFinalStateUnknown,
@@ -46,8 +52,10 @@ SECRETS = Resource("", "v1", "secrets")
 USER_AGENT = "kernel-controller-provisioner/0.1"
 POOL_SIZE = 16  # two watches per namespace and the launches' and shutdowns' requests
 JOIN_SECONDS = 10.0
+REQUEST_THREADS = 8
 
 Obj = Mapping[str, Any]
+T = TypeVar("T")
 
 
 def _slim(obj: dict[str, Any]) -> dict[str, Any]:
@@ -105,8 +113,14 @@ class NamespaceWatch:
         self.pods.start()
 
     def wait_for_sync(self, timeout: float) -> bool:
-        """Block until both caches are filled (on a worker thread, not an event loop)."""
-        return self.kernels.wait_for_sync(timeout) and self.pods.wait_for_sync(timeout)
+        """Block until both caches are filled and both watches are open (on a worker thread,
+        not an event loop); False after ``timeout`` (e.g. RBAC forbids the list or watch)."""
+        deadline = time.monotonic() + timeout
+        for inf in (self.kernels, self.pods):
+            for wait in (inf.wait_for_sync, inf.wait_for_watch):
+                if not wait(max(0.0, deadline - time.monotonic())):
+                    return False
+        return True
 
     def kernel(self, name: str) -> Obj | None:
         return self.kernels.indexer.get(f"{self.namespace}/{name}")
@@ -213,6 +227,7 @@ class Clusters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._clusters: dict[str | None, Cluster] = {}  # guarded by _lock
+        self._executor: ThreadPoolExecutor | None = None  # guarded by _lock
 
     @classmethod
     def shared(cls) -> Clusters:
@@ -229,6 +244,17 @@ class Clusters:
                 cluster = self._clusters[kubeconfig] = Cluster(kubeconfig)
             return cluster
 
+    async def run(self, call: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run the blocking ``call`` on the request pool and await its result."""
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    REQUEST_THREADS, thread_name_prefix="kernel-provisioner"
+                )
+            executor = self._executor
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, functools.partial(call, *args, **kwargs))
+
     def namespace_watches(self) -> list[NamespaceWatch]:
         with self._lock:
             clusters = list(self._clusters.values())
@@ -238,5 +264,8 @@ class Clusters:
         """Stop every watch and close every client; the registry may be used again after."""
         with self._lock:
             clusters, self._clusters = list(self._clusters.values()), {}
+            executor, self._executor = self._executor, None
         for cluster in clusters:
             cluster.close()
+        if executor is not None:
+            executor.shutdown(wait=True)

@@ -27,8 +27,8 @@ What each ``jupyter_client`` call does here ("the Pod" is the kernel's process):
 - ``get_provisioner_info``/``load_provisioner_info``: the Kernel's cluster, namespace and name,
   so a restarted server reattaches to its kernels instead of leaking them.
 
-Every API request runs on a worker thread (``asyncio.to_thread``): the server's event loop is
-never blocked. The kernel's key is never logged.
+Every API request runs on the registry's worker threads (``Clusters.run``): the server's event
+loop is never blocked. The kernel's key is never logged.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ class KernelControllerProvisioner(KernelProvisionerBase):
         deadline = time.monotonic() + launch.launch_timeout
         while True:
             try:
-                await asyncio.to_thread(kernels.create, body)
+                await Clusters.shared().run(kernels.create, body)
                 return
             except Invalid as err:
                 raise LaunchError(
@@ -232,7 +232,7 @@ class KernelControllerProvisioner(KernelProvisionerBase):
         secret_key = None
         secret = key_secret(kernel)
         if secret is not None:
-            data = await asyncio.to_thread(self._cluster().secrets(self._namespace).get, secret)
+            data = await Clusters.shared().run(self._cluster().secrets(self._namespace).get, secret)
             secret_key = base64.b64decode((data.get("data") or {})[SECRET_KEY_FIELD]).decode()
         try:
             info = connection_info(
@@ -277,7 +277,7 @@ class KernelControllerProvisioner(KernelProvisionerBase):
         if signum == 0:
             return
         if signum == signal.SIGINT:
-            await asyncio.to_thread(self._interrupt)
+            await Clusters.shared().run(self._interrupt)
         elif signum == signal.SIGKILL:
             await self.kill()
         elif signum == signal.SIGTERM:
@@ -341,11 +341,15 @@ class KernelControllerProvisioner(KernelProvisionerBase):
         return Clusters.shared().get(self._kubeconfig)
 
     async def _watch(self) -> NamespaceWatch:
+        launch = self._launch
+        timeout = min(
+            SYNC_TIMEOUT_SECONDS, launch.launch_timeout if launch else SYNC_TIMEOUT_SECONDS
+        )
         watch = self._cluster().watch(self._namespace)
-        if not await asyncio.to_thread(watch.wait_for_sync, SYNC_TIMEOUT_SECONDS):
+        if not await Clusters.shared().run(watch.wait_for_sync, timeout):
             raise LaunchError(
-                f"cannot list Kernels and Pods in namespace {self._namespace} "
-                f"within {SYNC_TIMEOUT_SECONDS:g} s (RBAC? see config/provisioner-rbac)",
+                f"cannot list and watch Kernels and Pods in namespace {self._namespace} "
+                f"within {timeout:g} s (RBAC? see config/provisioner-rbac)",
                 reason="WatchNotSynced",
             )
         return watch
@@ -355,7 +359,7 @@ class KernelControllerProvisioner(KernelProvisionerBase):
             return
         kernels = self._cluster().kernels(self._namespace)
         try:
-            await asyncio.to_thread(kernels.delete, self._name)
+            await Clusters.shared().run(kernels.delete, self._name)
         except NotFound:
             return
         self.log.info("deleted Kernel %s/%s", self._namespace, self._name)
@@ -367,7 +371,7 @@ class KernelControllerProvisioner(KernelProvisionerBase):
             return
         pods = self._cluster().pods(self._namespace)
         try:
-            await asyncio.to_thread(
+            await Clusters.shared().run(
                 pods.delete, self._name, uid=self._pod_uid, grace_period=grace_period
             )
         except (NotFound, Conflict):

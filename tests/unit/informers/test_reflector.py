@@ -22,7 +22,14 @@ from eventually import eventually
 from fakewatch import FakeWatch
 from informers.backoff import JitteredBackoff
 from informers.clock import FakeClock
-from informers.errors import ApiError, ConnectionFailed, Gone, ServerError, TooManyRequests
+from informers.errors import (
+    ApiError,
+    ConnectionFailed,
+    Forbidden,
+    Gone,
+    ServerError,
+    TooManyRequests,
+)
 from informers.frozen import FrozenDict, FrozenList
 from informers.reflector import Reflector
 from informers.resource import Object
@@ -503,3 +510,20 @@ def test_stop_is_idempotent(start: Callable[..., Harness]) -> None:
     h.thread.join(TIMEOUT)
 
     assert not h.thread.is_alive()
+
+
+def test_watching_is_set_only_once_a_watch_stream_is_open(
+    start: Callable[..., Harness],
+) -> None:
+    lw = FakeListerWatcher([cm("a", "10")])
+    for _ in range(50):  # e.g. RBAC allows the list, not the watch
+        lw.watch_errors.append(Forbidden("HTTP 403: cannot watch resource"))
+    h = start(lw=lw)
+
+    deadline = time.monotonic() + TIMEOUT
+    while not h.sink.calls() and time.monotonic() < deadline:
+        h.reflector.watching.wait(0.01)
+    assert h.sink.calls()  # listed: a cache, but one that is never followed
+    assert not h.reflector.watching.wait(0.3)
+    lw.watch_errors.clear()
+    assert h.reflector.watching.wait(10)
