@@ -167,6 +167,11 @@ class Manager:
                 "pods": controller.pods,
                 "services": controller.services,
                 **({"events": controller.warnings} if controller.warnings else {}),
+                **(
+                    {"namespaces": controller.namespace_informer}
+                    if controller.namespace_informer
+                    else {}
+                ),
             },
             queues=[controller.queue],
         )

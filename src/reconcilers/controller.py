@@ -1,8 +1,10 @@
 """The Kernel controller loop: informers → keys on a rate-limited queue → N workers.
 
 Informers watch Kernels (all namespaces, or the given ones), Pods and Services carrying the
-label ``jupyter.org/kernel-name`` (never the whole cluster), and, when re-issuing is on,
-Warning Events of Pods. Their handlers only map the object to its Kernel's
+label ``jupyter.org/kernel-name`` (never the whole cluster), when re-issuing is on, Warning
+Events of Pods, and, when serving all namespaces, Namespaces (to know at once which are being
+deleted; a namespace-scoped controller learns it from the API server's refusals instead).
+Their handlers only map the object to its Kernel's
 ``namespace/name`` key and enqueue it. Workers start only after every cache has synced; each
 runs ``KernelReconciler.reconcile(key)`` and acts on the outcome (forget, requeue after,
 rate-limited retry). The queue guarantees that one key is never reconciled by two workers at
@@ -75,7 +77,13 @@ from reconcilers.model import (
 )
 from reconcilers.outcome import TerminalError, TransientError
 from reconcilers.terminating import TerminatingNamespaces
-from reconcilers.transforms import strip_event, strip_kernel, strip_pod, strip_service
+from reconcilers.transforms import (
+    strip_event,
+    strip_kernel,
+    strip_namespace,
+    strip_pod,
+    strip_service,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +92,7 @@ PODS = Resource("", "v1", "pods")
 SERVICES = Resource("", "v1", "services")
 SECRETS = Resource("", "v1", "secrets")
 EVENTS = Resource("", "v1", "events")
+NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 POD_WARNINGS_SELECTOR = "involvedObject.kind=Pod,type=Warning"
 CONTROLLER_NAME = "kernel"
 
@@ -184,6 +193,10 @@ class KernelController:
             if settings.reissue_pod_events
             else None
         )
+        # Namespaces are cluster-scoped: only a controller serving all of them watches them.
+        self.namespace_informer = (
+            None if namespaces else informer(NAMESPACES, transform=strip_namespace)
+        )
         self.queue: RateLimitingQueue[str] = RateLimitingQueue(
             name=CONTROLLER_NAME,
             clock=self._clock,
@@ -227,7 +240,8 @@ class KernelController:
     @property
     def informers(self) -> list[MultiNamespaceInformer]:
         found = [self.kernels, self.pods, self.services]
-        return found + ([self.warnings] if self.warnings is not None else [])
+        optional = (self.warnings, self.namespace_informer)
+        return found + [informer for informer in optional if informer is not None]
 
     # ---------------------------------------------------------------- handlers
     def _register_handlers(self) -> None:
@@ -236,6 +250,14 @@ class KernelController:
         )
         for kind, informer in ((POD, self.pods), (SERVICE, self.services)):
             informer.add_event_handler(self._child_handler(kind))
+        if self.namespace_informer is not None:
+            self.namespace_informer.add_event_handler(
+                FuncHandler(
+                    add=lambda ns, _: self._namespace_seen(ns),
+                    update=lambda _, ns: self._namespace_seen(ns),
+                    delete=self._namespace_gone,
+                )
+            )
         if self.warnings is not None:
             self.warnings.add_event_handler(
                 FuncHandler(
@@ -267,7 +289,18 @@ class KernelController:
         self.expectations.observed(SERVICE, key)
         namespace = meta(kernel).get("namespace", "")
         if namespace in self.terminating and not self.kernels.by_index(NAMESPACE_INDEX, namespace):
-            self.terminating.forget(namespace)  # its last Kernel is gone: the name may be reused
+            self.terminating.forget(namespace, why="it has no Kernel left")
+
+    def _namespace_seen(self, namespace: Obj) -> None:
+        terminating = meta(namespace).get("deletionTimestamp") or (
+            (namespace.get("status") or {}).get("phase") == "Terminating"
+        )
+        if terminating:
+            self.terminating.mark(str(meta(namespace).get("name", "")))
+
+    def _namespace_gone(self, obj: Obj | DeletedFinalStateUnknown) -> None:
+        namespace = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        self.terminating.forget(str(meta(namespace).get("name", "")), why="it is gone")
 
     def _child_handler(self, kind: str) -> FuncHandler:
         def key_of(obj: Obj) -> str | None:

@@ -9,10 +9,13 @@ retry, records no Event and writes no status for it. Learning it from the first 
 other Kernels of that namespace are not even tried: a deleted namespace with hundreds of
 Kernels costs about one refused request (one per worker at most), not a storm.
 
-The controller does not watch Namespaces (its RBAC has no rule for them), so the memory is
-cleared by what the Kernel cache shows: a terminating namespace cannot receive new Kernels,
-so once the cache holds no Kernel of it any more, its deletion is over (or its Kernels are
-gone) and the name may be reused by a new namespace.
+A controller that serves every namespace also watches Namespaces and marks one as soon as it
+is being deleted, before the namespace controller deletes its Pods (so not even a status is
+written for its Kernels); a namespace-scoped controller cannot watch them (a Role cannot
+grant a cluster-scoped resource) and learns from the first refusal. Forgotten when the
+Namespace is gone, or when the Kernel cache holds no Kernel of it any more: a terminating
+namespace cannot receive new Kernels, so its deletion is then over (or its Kernels are gone)
+and the name may be reused by a new namespace.
 
 Thread-safe: one lock; called from worker and informer handler threads.
 """
@@ -48,13 +51,13 @@ class TerminatingNamespaces:
         with self._lock:
             return namespace in self._namespaces
 
-    def forget(self, namespace: str) -> None:
-        """Forget ``namespace`` (its last Kernel left the cache)."""
+    def forget(self, namespace: str, *, why: str) -> None:
+        """Forget ``namespace`` (it is gone, or its last Kernel left the cache: ``why``)."""
         with self._lock:
             if namespace not in self._namespaces:
                 return
             self._namespaces.discard(namespace)
-        log.info("namespace %s has no Kernel left: forgotten as terminating", namespace)
+        log.info("namespace %s forgotten as terminating: %s", namespace, why)
 
     def __len__(self) -> int:
         with self._lock:

@@ -91,3 +91,16 @@ def strip_service(service: Raw) -> Raw:
         "metadata": {k: metadata[k] for k in _SERVICE_META if k in metadata},
         "spec": {k: spec[k] for k in ("type", "selector", "ports") if k in spec},
     }
+
+
+def strip_namespace(namespace: Raw) -> Raw:
+    """Keep what tells a namespace is being deleted: its name and deletion state."""
+    metadata = namespace.get("metadata") or {}
+    return {
+        "metadata": {
+            k: metadata[k]
+            for k in ("name", "uid", "resourceVersion", "deletionTimestamp")
+            if k in metadata
+        },
+        "status": {"phase": (namespace.get("status") or {}).get("phase", "")},
+    }

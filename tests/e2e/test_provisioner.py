@@ -6,6 +6,7 @@ local node as a real IPython kernel."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -64,6 +65,7 @@ def jupyter(
 
     yield install
     Clusters.shared().close()
+    gc.collect()  # a ZeroMQ context or socket left open is reported on this test
 
 
 def wait_busy(kc: Any, msg_id: str) -> None:
@@ -364,3 +366,17 @@ def test_a_restarted_server_reattaches_from_the_provisioner_info(
     assert asyncio.run(reattach()) is None  # alive: reattached, not leaked
     assert provisioned(clients) == []
     km.cleanup_resources()
+
+
+def test_a_kernel_the_api_server_rejects_fails_at_once_with_its_message(
+    jupyter: Callable[..., Path], clients: Clients, tmp_path: Path
+) -> None:
+    template = tmp_path / "template.json"
+    template.write_text('{"spec": {"restartPolicy": "Always"}}')  # the CRD allows Never/OnFailure
+    jupyter(f"--template={template}")
+    with pytest.raises(LaunchError) as failed:
+        started()
+
+    assert failed.value.reason == "Invalid"
+    assert "restartPolicy must be Never or OnFailure" in str(failed.value)
+    assert provisioned(clients) == []

@@ -226,10 +226,13 @@ def _never_leads(proc: ControllerProcess, clients: Clients) -> None:
     )
 
 
-def _never_synced(proc: ControllerProcess, clients: Clients) -> None:
-    eventually(lambda: denied(proc, "list", "services"), timeout=TIMEOUT, message="no 403")
-    assert proc.get("/readyz")[0] != 200
-    stays(lambda: proc.get("/readyz")[0] != 200, seconds=ABSENT_FOR, message="ready anyway")
+def _never_synced(resource: str) -> Callable[[ControllerProcess, Clients], None]:
+    def check(proc: ControllerProcess, clients: Clients) -> None:
+        eventually(lambda: denied(proc, "list", resource), timeout=TIMEOUT, message="no 403")
+        assert proc.get("/readyz")[0] != 200
+        stays(lambda: proc.get("/readyz")[0] != 200, seconds=ABSENT_FOR, message="ready anyway")
+
+    return check
 
 
 CASES = [
@@ -240,7 +243,8 @@ CASES = [
     Case("events", "patch", (), _repeats_not_counted),
     Case("kernels", "delete", (), _never_culled),
     Case("leases", "get", (), _never_leads),
-    Case("services", "list", (), _never_synced),
+    Case("services", "list", (), _never_synced("services")),
+    Case("namespaces", "list", (), _never_synced("namespaces")),
 ]
 
 
@@ -256,6 +260,6 @@ def test_each_rule_is_needed(
         namespace, mutate=lambda docs: without_rule(docs, resource=case.resource, verb=case.verb)
     )
     proc = spawn(kubeconfig, *deployment_args(namespace), *case.args)
-    if case.check is not _never_synced:
+    if case.verb != "list":
         proc.wait_ready()
     case.check(proc, clients)

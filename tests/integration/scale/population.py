@@ -46,6 +46,7 @@ class NamespaceWatch:
     """
 
     def __init__(self, rest: RestClient, namespace: str) -> None:
+        self.namespace = namespace
         self.lock = threading.Lock()
         self.pods: dict[str, float] = {}
         self.services: dict[str, float] = {}
