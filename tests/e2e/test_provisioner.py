@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import queue
 import subprocess
 import sys
 import time
@@ -120,7 +121,7 @@ def test_kernel_manager_runs_code_in_a_kernel_resource_and_shuts_it_down(
 
 
 def test_interrupt_stops_a_long_sleep_within_seconds(
-    jupyter: Callable[..., Path], clients: Clients
+    jupyter: Callable[..., Path], clients: Clients, local_node: Path
 ) -> None:
     jupyter()
     km = started()
@@ -132,7 +133,13 @@ def test_interrupt_stops_a_long_sleep_within_seconds(
         wait_busy(kc, msg_id)
         interrupted = time.monotonic()
         km.interrupt_kernel()
-        reply = kc.get_shell_msg(timeout=30)
+        try:
+            reply = kc.get_shell_msg(timeout=30)
+        except queue.Empty:
+            logs = [p.read_text()[-3000:] for p in local_node.glob("pods/*/*/container.log")]
+            raise AssertionError(
+                f"no reply 30 s after the interrupt; kernel logs: {logs}"
+            ) from None
         took = time.monotonic() - interrupted
         assert reply["parent_header"]["msg_id"] == msg_id
         assert (reply["content"]["status"], reply["content"]["ename"]) == (

@@ -23,6 +23,12 @@ from reconcilers.controller import EVENTS
 NAMESPACE = "burst"
 BURST = 500
 FLOW_SCHEMAS = Resource("flowcontrol.apiserver.k8s.io", "v1", "flowschemas", namespaced=False)
+FLOW_RESOURCES = {
+    "FlowSchema": FLOW_SCHEMAS,
+    "PriorityLevelConfiguration": Resource(
+        "flowcontrol.apiserver.k8s.io", "v1", "prioritylevelconfigurations", namespaced=False
+    ),
+}
 
 
 def tight(docs: list[Doc]) -> list[Doc]:
@@ -56,7 +62,8 @@ def test_a_burst_under_tight_priority_and_fairness_is_served_obeying_retry_after
     admin_rest: RestClient,
     spawn: Callable[..., ControllerProcess],
 ) -> None:
-    apply(tight(render(CONFIG / "flowcontrol")), kubeconfig=admin_kubeconfig)
+    flowcontrol = tight(render(CONFIG / "flowcontrol"))
+    apply(flowcontrol, kubeconfig=admin_kubeconfig)
     eventually(lambda: in_effect(admin_rest), timeout=60, message="FlowSchema not in effect")
     create_namespace(admin_rest, NAMESPACE)
     watch = NamespaceWatch(admin_rest, NAMESPACE)
@@ -85,6 +92,8 @@ def test_a_burst_under_tight_priority_and_fairness_is_served_obeying_retry_after
         log = proc.log_lines()
     finally:
         watch.stop()
+        for doc in flowcontrol:  # the next tests' controller gets its usual share again
+            ResourceClient(admin_rest, FLOW_RESOURCES[doc["kind"]]).delete(doc["metadata"]["name"])
 
     audit = {
         e["auditID"]: e for e in plane.audit_events() if e["user"]["username"] == CONTROLLER_USER

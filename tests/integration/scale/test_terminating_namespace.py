@@ -100,13 +100,14 @@ def controller_writes_in(plane: ControlPlane, namespace: str, since: datetime) -
     for event in plane.audit_events():
         ref = event.get("objectRef") or {}
         received = datetime.fromisoformat(event["requestReceivedTimestamp"])
+        code = (event.get("responseStatus") or {}).get("code")
         if (
             event["user"]["username"] == CONTROLLER_USER
             and ref.get("namespace") == namespace
             and event["verb"] in WRITE_VERBS
             and received >= since
+            and code != 429  # refused before it was executed, and sent again: not a write
         ):
-            code = (event.get("responseStatus") or {}).get("code")
             sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
             found.append(f"{event['verb']} {ref.get('resource')}{sub} {ref.get('name', '')} {code}")
     return found
