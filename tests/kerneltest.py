@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from informers import ResourceClient, RestClient
-from reconcilers.controller import EVENTS, KERNELS, PODS, SECRETS, SERVICES
+from reconcilers.controller import EVENTS, KERNELS, PODS, POOLS, SECRETS, SERVICES
 
 
 class Clients:
@@ -19,6 +19,7 @@ class Clients:
         self.services = ResourceClient(rest, SERVICES, namespace=namespace)
         self.secrets = ResourceClient(rest, SECRETS, namespace=namespace)
         self.events = ResourceClient(rest, EVENTS, namespace=namespace)
+        self.pools = ResourceClient(rest, POOLS, namespace=namespace)
 
     def get(self, resource: ResourceClient, name: str) -> dict[str, Any] | None:
         try:
@@ -30,14 +31,37 @@ class Clients:
         """Write a Pod's status as a kubelet would (the status subresource)."""
         self.pods.patch(name, {"status": status}, subresource="status")
 
-    def kernel_events(self, name: str) -> list[dict[str, Any]]:
+    def kernel_events(self, name: str, *, kind: str = "Kernel") -> list[dict[str, Any]]:
         items = self.events.list(limit=0, continue_token="", resource_version="")["items"]
         return [
             e
             for e in items
-            if e["involvedObject"].get("name") == name
-            and e["involvedObject"].get("kind") == "Kernel"
+            if e["involvedObject"].get("name") == name and e["involvedObject"].get("kind") == kind
         ]
+
+    def list_pods(self, selector: str = "") -> list[dict[str, Any]]:
+        """The namespace's Pods matching the label ``selector``."""
+        pods = ResourceClient(
+            self.pods.rest, PODS, namespace=self.namespace, label_selector=selector
+        )
+        items: list[dict[str, Any]] = pods.list(limit=0, continue_token="", resource_version="")[
+            "items"
+        ]
+        return items
+
+
+def pool_body(name: str, replicas: int, **spec: Any) -> dict[str, Any]:
+    """A KernelPool of ``replicas`` idle kernels, with the image ``kernel_body`` uses."""
+    container: dict[str, Any] = {"name": "main", "image": "elyra/kernel-py:3.2.3"}
+    container.update(spec.pop("container", {}))
+    body: dict[str, Any] = {
+        "apiVersion": "jupyter.org/v1alpha1",
+        "kind": "KernelPool",
+        "metadata": {"name": name},
+        "spec": {"replicas": replicas, "template": {"spec": {"containers": [container]}}},
+    }
+    body["spec"].update(spec)
+    return body
 
 
 def kernel_body(name: str, **spec: Any) -> dict[str, Any]:

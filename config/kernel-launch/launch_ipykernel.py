@@ -36,6 +36,16 @@ Contract (the controller, ``bootstrap-kernel.sh`` and the local node agent rely 
   with Enterprise Gateway launch commands; the range is validated but not used (ports come from
   the environment or port 0), and no Spark context is created.
 
+- Standby (warm pools, SPEC §13): with ``KERNEL_ACTIVATION_PORT`` set, the launcher imports
+  ipykernel, IPython and the kernel class (everything slow) at once, then waits, binding no
+  kernel port, for one activation: ``POST /activate`` on that port (at ``KERNEL_IP``) with
+  ``Authorization: Bearer <KERNEL_ACTIVATION_TOKEN>`` and the kernel's identity as JSON
+  (``kernel_id``, ``key``, the five ``ports``, ``idle_timeout``). A wrong token gets 401 and
+  changes nothing; the answer (200, the ports) comes only once the kernel listens; a second
+  activation with another identity gets 409 (the same one again gets the same 200, so the
+  activator may retry). The port stays open for the Pod's readiness probe. The key comes
+  only in that request: never in the environment, a file or a log line.
+
 Log lines go to the process's original stderr (a duplicate of fd 2 taken before ipykernel
 captures fd 1 and 2 for the notebook), one per event: settings, bound ports, exit reason.
 
@@ -48,6 +58,9 @@ from __future__ import annotations
 
 import argparse
 import enum
+import hashlib
+import hmac
+import importlib
 import inspect
 import json
 import logging
@@ -57,6 +70,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NotRequired, TypedDict, cast
 
 PORT_NAMES = ("shell", "iopub", "stdin", "hb", "control")
@@ -66,6 +80,8 @@ DEFAULT_KERNEL_CLASS = "ipykernel.ipkernel.IPythonKernel"
 SPARK_MODES = ("none", "lazy", "eager")
 RESPONSE_TIMEOUT_SECONDS = 10.0
 DEFAULT_RESTART_GRACE_SECONDS = 10.0
+ACTIVATION_TIMEOUT_SECONDS = 60.0  # an activation request waits at most this for the kernel
+MAX_ACTIVATION_BYTES = 16_384
 LOGGER_NAME = "launch_ipykernel"
 
 
@@ -462,8 +478,18 @@ def restart_requested(handler_args: Sequence[Any]) -> bool:
     return bool(isinstance(content, Mapping) and content.get("restart"))
 
 
-def run_kernel(settings: LaunchSettings, log: logging.Logger) -> int:
-    """Bind, optionally report the connection info, serve until an exit reason; the exit code."""
+def run_kernel(
+    settings: LaunchSettings,
+    log: logging.Logger,
+    *,
+    on_listening: Callable[[Mapping[str, int]], None] | None = None,
+    on_failure: Callable[[str], None] | None = None,
+) -> int:
+    """Bind, optionally report the connection info, serve until an exit reason; the exit code.
+
+    ``on_listening`` is told the bound ports before serving starts; ``on_failure`` is told
+    when the kernel could not get that far (standby activation).
+    """
     shown_id = (
         "(not logged: it is the signing key)" if settings.key_is_kernel_id else settings.kernel_id
     )
@@ -490,6 +516,9 @@ def run_kernel(settings: LaunchSettings, log: logging.Logger) -> int:
             settings.ip,
             " ".join(f"{n}={p}" for n, p in ports.items()),
         )
+        if on_listening is not None:
+            on_listening(ports)
+            on_failure = None
         if settings.response_address is not None:
             ip = advertised_ip(settings.ip, lambda: socket.gethostbyname(socket.gethostname()))
             info = connection_info(settings, ports=ports, ip=ip, pid=os.getpid())
@@ -506,6 +535,8 @@ def run_kernel(settings: LaunchSettings, log: logging.Logger) -> int:
         exits.record(ExitReason.CRASHED)
     exits.record(ExitReason.LOOP_STOPPED)
     reason = exits.reason or ExitReason.CRASHED
+    if on_failure is not None:
+        on_failure(reason.value)
     if reason is ExitReason.RESTART_REQUEST and settings.restart_grace > 0:
         log.info(
             "kernel stopped for a restart; waiting up to %g s for the Pod to be replaced",
@@ -544,15 +575,237 @@ def _schedule_checks(
     IOLoop.current().add_callback(start)
 
 
+# --------------------------------------------------------------------------- standby
+@dataclass(frozen=True)
+class StandbySettings:
+    """A standby kernel: where it waits for its activation, and what it needs meanwhile."""
+
+    ip: str
+    port: int
+    token: str = field(repr=False)
+    kernel_class_name: str = DEFAULT_KERNEL_CLASS
+    restart_grace: float = DEFAULT_RESTART_GRACE_SECONDS
+
+
+def resolve_standby(args: argparse.Namespace, env: Mapping[str, str]) -> StandbySettings | None:
+    """The standby settings when ``KERNEL_ACTIVATION_PORT`` is set, else None."""
+    raw = env.get("KERNEL_ACTIVATION_PORT", "")
+    if not raw.strip():
+        return None
+    port = parse_port("KERNEL_ACTIVATION_PORT", raw)
+    if port == 0:
+        raise ValueError("KERNEL_ACTIVATION_PORT: a standby kernel needs a fixed port")
+    token = env.get("KERNEL_ACTIVATION_TOKEN", "")
+    if not token:
+        raise ValueError("KERNEL_ACTIVATION_PORT is set but KERNEL_ACTIVATION_TOKEN is not")
+    return StandbySettings(
+        ip=env.get("KERNEL_IP") or DEFAULT_IP,
+        port=port,
+        token=token,
+        kernel_class_name=args.kernel_class_name or DEFAULT_KERNEL_CLASS,
+        restart_grace=parse_restart_grace(env.get("KERNEL_RESTART_GRACE_SECONDS")),
+    )
+
+
+def parse_activation(body: bytes, standby: StandbySettings) -> LaunchSettings:
+    """The kernel's settings from an activation request's JSON; ``ValueError`` if unusable."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise ValueError("the activation is not JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError("the activation is not a JSON object")
+    kernel_id, key = data.get("kernel_id"), data.get("key")
+    if not isinstance(kernel_id, str) or not kernel_id or not isinstance(key, str) or not key:
+        raise ValueError("the activation needs a kernel_id and a key")
+    raw_ports = data.get("ports")
+    if not isinstance(raw_ports, dict):
+        raise ValueError("the activation needs the five ports")
+    ports = {}
+    for name in PORT_NAMES:
+        value = raw_ports.get(name)
+        if not isinstance(value, int) or not 1 <= value <= 65535:
+            raise ValueError(f"the activation's {name} port is not in 1-65535")
+        ports[name] = value
+    idle = data.get("idle_timeout", 0)
+    if not isinstance(idle, int | float) or isinstance(idle, bool) or not 0 <= idle < float("inf"):
+        raise ValueError("the activation's idle_timeout is not a number of seconds >= 0")
+    return LaunchSettings(
+        kernel_id=kernel_id,
+        key=key,
+        ip=standby.ip,
+        ports=ports,
+        idle_timeout=float(idle),
+        kernel_class_name=standby.kernel_class_name,
+        restart_grace=standby.restart_grace,
+    )
+
+
+def authorized(header: str | None, token: str) -> bool:
+    """Whether an ``Authorization`` header carries the token (compared in constant time)."""
+    scheme, _, given = (header or "").partition(" ")
+    return scheme == "Bearer" and hmac.compare_digest(given.encode(), token.encode())
+
+
+def identity_of(settings: LaunchSettings) -> tuple[str, str]:
+    """What makes two activations the same: the kernel id and a digest of the key."""
+    return settings.kernel_id, hashlib.sha256(settings.key.encode()).hexdigest()
+
+
+class Activation:
+    """Hands the one activation from the HTTP thread to the main thread, and its outcome back.
+
+    States (under ``_lock``): waiting (no request), starting (``_request`` set), then listening
+    (``_ports`` set) or failed (``_failure`` set). Only the first identity is ever accepted.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._request: LaunchSettings | None = None  # guarded by _lock
+        self._ports: Mapping[str, int] | None = None  # guarded by _lock
+        self._failure: str | None = None  # guarded by _lock
+
+    def offer(self, settings: LaunchSettings, timeout: float) -> tuple[int, dict[str, Any]]:
+        """From the HTTP thread: an HTTP status and a JSON answer for this activation."""
+        with self._lock:
+            if self._request is None:
+                self._request = settings
+                self._changed.notify_all()
+            elif identity_of(self._request) != identity_of(settings):
+                return 409, {"error": "already activated for another kernel"}
+            self._changed.wait_for(
+                lambda: self._ports is not None or self._failure is not None, timeout
+            )
+            if self._ports is not None:
+                return 200, {"ports": dict(self._ports)}
+            if self._failure is not None:
+                return 500, {"error": f"the kernel could not start: {self._failure}"}
+            return 504, {"error": "the kernel is still starting"}
+
+    def wait_request(self) -> LaunchSettings:
+        """From the main thread: block until an activation arrives."""
+        with self._lock:
+            self._changed.wait_for(lambda: self._request is not None)
+            assert self._request is not None
+            return self._request
+
+    def listening(self, ports: Mapping[str, int]) -> None:
+        with self._lock:
+            self._ports = dict(ports)
+            self._changed.notify_all()
+
+    def failed(self, message: str) -> None:
+        with self._lock:
+            self._failure = message
+            self._changed.notify_all()
+
+    @property
+    def state(self) -> str:
+        with self._lock:
+            if self._ports is not None:
+                return "active"
+            if self._failure is not None:
+                return "failed"
+            return "standby" if self._request is None else "starting"
+
+
+def _activation_handler(
+    standby: StandbySettings, activation: Activation, log: logging.Logger
+) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "kernel-standby"
+
+        def do_GET(self) -> None:
+            self._answer(200, {"state": activation.state})
+
+        def do_POST(self) -> None:
+            if self.path != "/activate":
+                self._answer(404, {"error": "not found"})
+                return
+            if not authorized(self.headers.get("Authorization"), standby.token):
+                log.warning("refused an activation from %s: bad token", self.client_address[0])
+                self._answer(401, {"error": "bad activation token"})
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if not 0 < length <= MAX_ACTIVATION_BYTES:
+                self._answer(400, {"error": "no activation body, or too long"})
+                return
+            try:
+                settings = parse_activation(self.rfile.read(length), standby)
+            except ValueError as err:
+                self._answer(400, {"error": str(err)})
+                return
+            status, answer = activation.offer(settings, ACTIVATION_TIMEOUT_SECONDS)
+            if status == 409:
+                log.warning("refused a second activation for another kernel")
+            self._answer(status, answer)
+
+        def _answer(self, status: int, body: Mapping[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: refusals are logged by the handler, the rest is noise."""
+
+    return Handler
+
+
+def preload(kernel_class_name: str) -> None:
+    """Import what a kernel's start spends its time on, before any activation."""
+    importlib.import_module("ipykernel.kernelapp")
+    importlib.import_module("IPython.core.interactiveshell")
+    module, _, _ = kernel_class_name.rpartition(".")
+    if module:
+        importlib.import_module(module)
+
+
+def run_standby(standby: StandbySettings, log: logging.Logger) -> int:
+    """Preload, wait for the activation, then run the kernel it describes; the exit code."""
+    started = time.monotonic()
+    try:
+        preload(standby.kernel_class_name)
+    except ImportError as err:
+        log.error("standby: cannot import the kernel: %s", err)
+        return exit_code(ExitReason.CRASHED)
+    activation = Activation()
+    server = ThreadingHTTPServer(
+        (standby.ip, standby.port), _activation_handler(standby, activation, log)
+    )
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="activation", daemon=True)
+    thread.start()
+    log.info(
+        "standby: modules loaded in %.2f s; waiting for an activation on %s:%d",
+        time.monotonic() - started,
+        standby.ip,
+        standby.port,
+    )
+    settings = activation.wait_request()
+    log.info("activated: starting the kernel")
+    return run_kernel(
+        settings, log, on_listening=activation.listening, on_failure=activation.failed
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse options (exit 2 on bad input), run the kernel, return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        settings = resolve_settings(args, os.environ)
+        standby = resolve_standby(args, os.environ)
+        settings = None if standby is not None else resolve_settings(args, os.environ)
     except ValueError as err:
         parser.error(str(err))
-    return run_kernel(settings, _open_log())
+    log = _open_log()
+    if standby is not None:
+        return run_standby(standby, log)
+    assert settings is not None
+    return run_kernel(settings, log)
 
 
 if __name__ == "__main__":

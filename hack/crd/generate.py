@@ -1,8 +1,10 @@
-"""Generate the Kernel CustomResourceDefinition (``kernels.jupyter.org``) from the OpenAPI v3
-definition that a real API server serves at ``/openapi/v3/api/v1``.
+"""Generate the Kernel and KernelPool CustomResourceDefinitions (``kernels.jupyter.org``,
+``kernelpools.jupyter.org``) from the OpenAPI v3 definition that a real API server serves at
+``/openapi/v3/api/v1``.
 
-``spec.template.spec`` is the full upstream ``io.k8s.api.core.v1.PodSpec`` of that server's
-Kubernetes version and ``status.containerState`` the upstream ``ContainerState``, with every
+``spec.template.spec`` (of both kinds) is the full upstream ``io.k8s.api.core.v1.PodSpec`` of
+that server's Kubernetes version and a Kernel's ``status.containerState`` the upstream
+``ContainerState``, with every
 ``$ref`` resolved inline and turned into a structural CRD schema (see :class:`SchemaConverter`);
 the rest of the API (SPEC §2) and its validation rules are written here by hand.
 
@@ -10,9 +12,9 @@ Usage::
 
     python hack/crd/generate.py                        # a temporary local control plane
     python hack/crd/generate.py --kubeconfig PATH      # an API server that is already running
-    python hack/crd/generate.py --output -             # print instead of writing the file
+    python hack/crd/generate.py --output -             # print instead of writing the files
 
-``make crd`` runs it. ``tests/integration/crd`` checks that the committed file equals what
+``make crd`` runs it. ``tests/integration/crd`` checks that the committed files equal what
 this script builds from the test session's API server.
 """
 
@@ -37,6 +39,7 @@ Schema = dict[str, Any]
 HACK_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = HACK_DIR.parent
 DEFAULT_OUTPUT = REPO_ROOT / "config" / "crd" / "bases" / "jupyter.org_kernels.yaml"
+POOL_OUTPUT = DEFAULT_OUTPUT.with_name("jupyter.org_kernelpools.yaml")
 OPENAPI_PATH = "/openapi/v3/api/v1"
 
 HEADER = (
@@ -49,6 +52,9 @@ KIND = "Kernel"
 PLURAL = "kernels"
 STORAGE_VERSION = "v1"
 DEPRECATED_VERSIONS = ("v1beta1", "v1alpha1")
+POOL_KIND = "KernelPool"
+POOL_PLURAL = "kernelpools"
+POOL_VERSION = "v1alpha1"
 
 REF_PREFIX = "#/components/schemas/"
 POD_SPEC = "io.k8s.api.core.v1.PodSpec"
@@ -286,7 +292,7 @@ def build_crd(openapi: Mapping[str, Any]) -> dict[str, Any]:
     converter = SchemaConverter(schemas)
     pod_spec = converter.definition(POD_SPEC)
     _add_pod_spec_validations(pod_spec)
-    schema = _kernel_schema(pod_spec, converter.definition(CONTAINER_STATE))
+    schema = _kernel_schema(_template_schema(pod_spec), converter.definition(CONTAINER_STATE))
     versions = [_version(STORAGE_VERSION, schema, deprecated=False)]
     versions += [_version(name, schema, deprecated=True) for name in DEPRECATED_VERSIONS]
     info = openapi.get("info")
@@ -311,6 +317,60 @@ def build_crd(openapi: Mapping[str, Any]) -> dict[str, Any]:
             "scope": "Namespaced",
             "conversion": {"strategy": "None"},
             "versions": versions,
+        },
+    }
+
+
+def build_pool_crd(openapi: Mapping[str, Any]) -> dict[str, Any]:
+    """The KernelPool CRD (warm pools, SPEC §13) from the same OpenAPI v3 document."""
+    try:
+        schemas: Mapping[str, Any] = openapi["components"]["schemas"]
+    except (KeyError, TypeError):
+        raise SchemaError("not an OpenAPI v3 document: no components.schemas") from None
+    pod_spec = SchemaConverter(schemas).definition(POD_SPEC)
+    _add_pod_spec_validations(pod_spec)
+    info = openapi.get("info")
+    upstream = str(info.get("version", "")) if isinstance(info, Mapping) else ""
+    version = {
+        "name": POOL_VERSION,
+        "served": True,
+        "storage": True,
+        "schema": {"openAPIV3Schema": _pool_schema(_template_schema(pod_spec))},
+        "subresources": {
+            "status": {},
+            "scale": {
+                "specReplicasPath": ".spec.replicas",
+                "statusReplicasPath": ".status.replicas",
+                "labelSelectorPath": ".status.selector",
+            },
+        },
+        "additionalPrinterColumns": [
+            {"name": "Desired", "type": "integer", "jsonPath": ".spec.replicas"},
+            {"name": "Idle", "type": "integer", "jsonPath": ".status.replicas"},
+            {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
+            {"name": "Claimed", "type": "integer", "jsonPath": ".status.claimed"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{POOL_PLURAL}.{GROUP}",
+            "annotations": {"jupyter.org/pod-spec-from": f"Kubernetes {upstream}".strip()},
+        },
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": POOL_KIND,
+                "listKind": f"{POOL_KIND}List",
+                "plural": POOL_PLURAL,
+                "singular": "kernelpool",
+                "shortNames": ["kpool"],
+                "categories": ["jupyter"],
+            },
+            "scope": "Namespaced",
+            "versions": [version],
         },
     }
 
@@ -402,26 +462,99 @@ def _string_map() -> Schema:
     return {"type": "object", "additionalProperties": {"type": "string"}}
 
 
-def _kernel_schema(pod_spec: Schema, container_state: Schema) -> Schema:
+def _template_schema(pod_spec: Schema) -> Schema:
+    return {
+        "type": "object",
+        "description": "The kernel's Pod: metadata (labels, annotations) and spec.",
+        "required": ["spec"],
+        "properties": {
+            "metadata": {
+                "type": "object",
+                "description": "Labels and annotations copied onto the Pod.",
+                "properties": {"labels": _string_map(), "annotations": _string_map()},
+            },
+            "spec": pod_spec,
+        },
+    }
+
+
+def _conditions_schema() -> Schema:
     date_time = {"type": "string", "format": "date-time"}
+    return {
+        "type": "array",
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+        "items": {
+            "type": "object",
+            "required": ["type", "status"],
+            "properties": {
+                "type": {"type": "string"},
+                "status": {"type": "string"},
+                "reason": {"type": "string"},
+                "message": {"type": "string"},
+                "lastTransitionTime": dict(date_time),
+                "lastProbeTime": dict(date_time),
+            },
+        },
+    }
+
+
+def _pool_schema(template: Schema) -> Schema:
+    count = {"type": "integer", "format": "int32", "minimum": 0}
+    return {
+        "type": "object",
+        "description": (
+            "A warm pool of kernels: standby Pods started ahead of demand, claimed by Kernels"
+            " that name the pool in spec.poolRef."
+        ),
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": {
+                "type": "object",
+                "required": ["template"],
+                "properties": {
+                    "template": template,
+                    "replicas": {
+                        **count,
+                        "default": 1,
+                        "description": "Idle, Ready kernels to keep ahead of demand.",
+                    },
+                },
+            },
+            "status": {
+                "type": "object",
+                "properties": {
+                    "replicas": {**count, "description": "Standby Pods (not claimed)."},
+                    "readyReplicas": {**count, "description": "Standby Pods idle and Ready."},
+                    "claimed": {**count, "description": "Pods of the pool claimed by Kernels."},
+                    "selector": {"type": "string", "description": "The standby Pods' labels."},
+                    "conditions": _conditions_schema(),
+                    "observedGeneration": {"type": "integer", "format": "int64"},
+                },
+            },
+        },
+    }
+
+
+def _kernel_schema(template: Schema, container_state: Schema) -> Schema:
     port = {"type": "integer", "format": "int32", "minimum": 1, "maximum": 65535}
     spec: Schema = {
         "type": "object",
         "description": "The kernel's Pod template and options.",
-        "required": ["template"],
         "properties": {
-            "template": {
+            "template": template,
+            "poolRef": {
                 "type": "object",
-                "description": "The kernel's Pod: metadata (labels, annotations) and spec.",
-                "required": ["spec"],
-                "properties": {
-                    "metadata": {
-                        "type": "object",
-                        "description": "Labels and annotations copied onto the Pod.",
-                        "properties": {"labels": _string_map(), "annotations": _string_map()},
-                    },
-                    "spec": pod_spec,
-                },
+                "description": (
+                    "A KernelPool of the Kernel's namespace to claim an idle kernel from;"
+                    " with none idle, a Pod starts from the pool's template (or this"
+                    " Kernel's)."
+                ),
+                "required": ["name"],
+                "properties": {"name": {"type": "string", "minLength": 1}},
             },
             "idleTimeoutSeconds": {
                 "type": "integer",
@@ -433,28 +566,18 @@ def _kernel_schema(pod_spec: Schema, container_state: Schema) -> Schema:
                 ),
             },
         },
+        "x-kubernetes-validations": [
+            {
+                "rule": "has(self.template) || has(self.poolRef)",
+                "message": "spec.template is required unless spec.poolRef names a KernelPool",
+            }
+        ],
     }
     status: Schema = {
         "type": "object",
         "description": "The observed state of the kernel, written by the controller.",
         "properties": {
-            "conditions": {
-                "type": "array",
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["type"],
-                "items": {
-                    "type": "object",
-                    "required": ["type", "status"],
-                    "properties": {
-                        "type": {"type": "string"},
-                        "status": {"type": "string"},
-                        "reason": {"type": "string"},
-                        "message": {"type": "string"},
-                        "lastTransitionTime": dict(date_time),
-                        "lastProbeTime": dict(date_time),
-                    },
-                },
-            },
+            "conditions": _conditions_schema(),
             "readyReplicas": {"type": "integer", "format": "int32", "minimum": 0, "maximum": 1},
             "phase": {"type": "string"},
             "podIP": {"type": "string"},
@@ -590,7 +713,9 @@ def write(text: str, output: str) -> None:
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="generate.py",
-        description="Generate the Kernel CRD from the API server's OpenAPI v3 definition.",
+        description=(
+            "Generate the Kernel and KernelPool CRDs from the API server's OpenAPI v3 definition."
+        ),
     )
     parser.add_argument(
         "--kubeconfig",
@@ -601,9 +726,21 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--output",
         metavar="PATH",
         default=str(DEFAULT_OUTPUT),
-        help="where to write the CRD; - for stdout (default: %(default)s)",
+        help="where to write the Kernel CRD; - for stdout (default: %(default)s)",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--pool-output",
+        metavar="PATH",
+        help=(
+            "where to write the KernelPool CRD; - for stdout (default: beside --output, or"
+            " stdout when --output is -)"
+        ),
+    )
+    args = parser.parse_args(argv)
+    if args.pool_output is None:
+        output = str(args.output)
+        args.pool_output = "-" if output == "-" else str(Path(output).with_name(POOL_OUTPUT.name))
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -613,13 +750,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             openapi = fetch_openapi(args.kubeconfig)
         else:
             openapi = fetch_openapi_from_temporary_control_plane()
-        text = render(build_crd(openapi))
+        files = [
+            (args.output, render(build_crd(openapi))),
+            (args.pool_output, render(build_pool_crd(openapi))),
+        ]
     except (ApiError, ConfigException, SchemaError, RuntimeError, OSError) as err:
         print(f"generate.py: {err}", file=sys.stderr)
         return 1
-    write(text, args.output)
-    if args.output != "-":
-        print(f"wrote {args.output} ({len(text.encode())} bytes)", file=sys.stderr)
+    printed = False
+    for output, text in files:
+        if output == "-":
+            write(f"---\n{text}" if printed else text, output)  # one YAML stream
+            printed = True
+        else:
+            write(text, output)
+            print(f"wrote {output} ({len(text.encode())} bytes)", file=sys.stderr)
     return 0
 
 

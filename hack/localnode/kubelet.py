@@ -2,10 +2,11 @@
 
 Threads (all stopped and joined by :meth:`LocalNode.run` before it returns):
 
-- two informers (reflector + handler thread each): Pods labelled ``jupyter.org/kernel-name``
-  bound to this node (``spec.nodeName=<node>``), and those not bound to any node
-  (``spec.nodeName=``), optionally in one namespace; their handlers enqueue
-  ``namespace/name``;
+- four informers (reflector + handler thread each): Pods labelled ``jupyter.org/kernel-name``
+  (kernels) or ``jupyter.org/kernel-pool`` (warm pools' standby Pods), each bound to this node
+  (``spec.nodeName=<node>``) or not bound to any node (``spec.nodeName=``), optionally in one
+  namespace; their handlers enqueue ``namespace/name``, and a Pod's key is read from the
+  newest copy any of them holds;
 - ``localnode-worker-<n>``: take keys from one :class:`informers.RateLimitingQueue` and run
   :meth:`PodSyncer.sync` (a key is never synced by two workers at once); readiness polling is
   a delayed re-add, errors a rate-limited one (50 ms → 10 s per key);
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from informers import (
     ApiError,
@@ -43,7 +44,7 @@ from informers import (
 )
 from localnode.ipam import AddressPool, loopback_usable
 from localnode.nodeobj import NODES, NodeAgent
-from localnode.podspec import KERNEL_NAME_LABEL, Pod
+from localnode.podspec import KERNEL_NAME_LABEL, KERNEL_POOL_LABEL, Pod
 from localnode.processes import ProcessTable
 from localnode.settings import Settings
 from localnode.sync import PODS, SECRETS, PodSyncer, RetryLater
@@ -54,6 +55,37 @@ REGISTER_RETRY_SECONDS = 2.0
 SYNC_POLL_SECONDS = 0.5
 JOIN_TIMEOUT_SECONDS = 10.0
 RETRY_BASE_SECONDS, RETRY_MAX_SECONDS = 0.05, 10.0
+
+
+# The Pods this node runs: those of Kernels, and the standby Pods of warm pools (a claimed Pod
+# has both labels, so it is in both caches). Label selectors cannot say "or": one informer
+# pair per label.
+POD_SELECTORS = ((KERNEL_NAME_LABEL, ""), (KERNEL_POOL_LABEL, "-pool"))
+
+
+class PodCaches:
+    """Reads several informers' caches as one: the newest copy of a Pod wins."""
+
+    def __init__(self, informers: Sequence[SharedInformer]) -> None:
+        self._informers = tuple(informers)
+
+    def get(self, key: str) -> Pod | None:
+        found = [p for p in (i.indexer.get(key) for i in self._informers) if p is not None]
+        return max(found, key=_version) if found else None
+
+    def list(self) -> list[Pod]:
+        pods: dict[str, Pod] = {}
+        for informer in self._informers:
+            for pod in informer.indexer.list():
+                key = object_key(pod)
+                if key not in pods or _version(pod) > _version(pods[key]):
+                    pods[key] = pod
+        return list(pods.values())
+
+
+def _version(pod: Pod) -> int:
+    value = str((pod.get("metadata") or {}).get("resourceVersion") or "0")
+    return int(value) if value.isdigit() else 0
 
 
 class StartupError(Exception):
@@ -76,8 +108,14 @@ class LocalNode:
             name="localnode", clock=clock, rate_limiter=limiter
         )
         self._stopping = threading.Event()
-        self._bound = self._informer(rest, "localnode-bound", f"spec.nodeName={settings.node_name}")
-        self._unbound = self._informer(rest, "localnode-unbound", "spec.nodeName=")
+        bound, unbound = f"spec.nodeName={settings.node_name}", "spec.nodeName="
+        self._informers = [
+            self._informer(rest, f"localnode-{which}{suffix}", fields, labels)
+            for labels, suffix in POD_SELECTORS
+            for which, fields in (("bound", bound), ("unbound", unbound))
+        ]
+        self._bound = PodCaches(self._informers[0::2])
+        self._unbound = PodCaches(self._informers[1::2])
         self.processes = ProcessTable(on_exit=self._queue.add)
         self.addresses = AddressPool()
         self._syncer = PodSyncer(
@@ -97,12 +135,14 @@ class LocalNode:
             for n in range(max(1, settings.workers))
         ]
 
-    def _informer(self, rest: RestClient, name: str, field_selector: str) -> SharedInformer:
+    def _informer(
+        self, rest: RestClient, name: str, field_selector: str, label_selector: str
+    ) -> SharedInformer:
         client = ResourceClient(
             rest,
             PODS,
             namespace=self._s.namespace,
-            label_selector=KERNEL_NAME_LABEL,
+            label_selector=label_selector,
             field_selector=field_selector,
         )
         return SharedInformer(name=name, lister_watcher=client, transform=_strip_managed_fields)
@@ -120,7 +160,7 @@ class LocalNode:
             handler = FuncHandler(
                 add=lambda pod, _: self._enqueue(pod), update=self._enqueue_new, delete=self._gone
             )
-            for informer in (self._bound, self._unbound):
+            for informer in self._informers:
                 informer.add_event_handler(handler)
                 informer.start()
             if not self._wait_synced(stop):
@@ -154,7 +194,7 @@ class LocalNode:
         return False
 
     def _wait_synced(self, stop: threading.Event) -> bool:
-        for informer in (self._bound, self._unbound):
+        for informer in self._informers:
             while not informer.wait_for_sync(SYNC_POLL_SECONDS):
                 if stop.is_set():
                     return False
@@ -162,7 +202,7 @@ class LocalNode:
 
     def _shutdown(self) -> None:
         self._stopping.set()
-        for informer in (self._bound, self._unbound):
+        for informer in self._informers:
             informer.stop()
         self._queue.shut_down()
         for worker in self._workers:
@@ -173,7 +213,7 @@ class LocalNode:
         self._agent.join()
         self.processes.join()
         self.processes.shutdown(self._s.shutdown_grace_seconds)
-        for informer in (self._bound, self._unbound):
+        for informer in self._informers:
             informer.join()
         log.info("node %s stopped", self._s.node_name)
 

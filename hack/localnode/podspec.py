@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 KERNEL_NAME_LABEL = "jupyter.org/kernel-name"
+KERNEL_POOL_LABEL = "jupyter.org/kernel-pool"
 DEFAULT_GRACE_SECONDS = 30.0
 BASE_ENV_NAMES = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME")
 

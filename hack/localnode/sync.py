@@ -35,8 +35,9 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from informers import (
     Conflict,
@@ -44,7 +45,6 @@ from informers import (
     RequestInfo,
     Resource,
     ResourceClient,
-    SharedInformer,
     object_key,
 )
 from localnode.images import pull_failure
@@ -114,6 +114,14 @@ class PodRecord:
     last_written: Status | None = None
 
 
+class PodCache(Protocol):
+    """Read access to the node's cached Pods (bound to it, or unbound)."""
+
+    def get(self, key: str) -> Pod | None: ...
+
+    def list(self) -> Sequence[Pod]: ...
+
+
 class PodSyncer:
     """The per-key logic; see the module docstring."""
 
@@ -123,8 +131,8 @@ class PodSyncer:
         settings: Settings,
         pods: ResourceClient,
         secrets: ResourceClient,
-        bound: SharedInformer,
-        unbound: SharedInformer,
+        bound: PodCache,
+        unbound: PodCache,
         addresses: AddressPool,
         processes: ProcessTable,
     ) -> None:
@@ -141,7 +149,7 @@ class PodSyncer:
     def restore(self) -> int:
         """Before the workers start: keep the IPs of the Pods already bound here."""
         kept = 0
-        for pod in self._bound.indexer.list():
+        for pod in self._bound.list():
             ip = str((pod.get("status") or {}).get("podIP") or "")
             if ip and self._addresses.reserve(ip):
                 record = self._new_record(pod, ip)
@@ -151,7 +159,7 @@ class PodSyncer:
         return kept
 
     def sync(self, key: str) -> float | None:
-        pod = self._bound.indexer.get(key)
+        pod = self._bound.get(key)
         record = self._record(key)
         if record is not None and (pod is None or uid(pod) != record.uid):
             if not self._release(key, record, None):
@@ -222,7 +230,7 @@ class PodSyncer:
 
     # --------------------------------------------------------------- API
     def _bind(self, key: str) -> None:
-        pod = self._unbound.indexer.get(key)
+        pod = self._unbound.get(key)
         if pod is None or deletion_requested(pod) or is_terminal(pod):
             return
         if (pod.get("spec") or {}).get("nodeName"):

@@ -38,6 +38,7 @@ class ApiError(Exception):
         retry_after: float | None = None,
         causes: tuple[StatusCause, ...] = (),
         audit_id: str = "",
+        kind: str = "",
     ) -> None:
         super().__init__(message[:MAX_MESSAGE_CHARS])
         if status is not None:
@@ -48,6 +49,9 @@ class ApiError(Exception):
         self.causes = causes
         # The API server's Audit-Id of the request (its audit log record), when it answered.
         self.audit_id = audit_id
+        # ``details.kind``: the kind of object the error is about (e.g. ``namespaces`` when a
+        # create is refused because its namespace does not exist).
+        self.kind = kind
 
     @property
     def message(self) -> str:
@@ -82,6 +86,11 @@ class Forbidden(ApiError):
 
 class NotFound(ApiError):
     status = 404
+
+    @property
+    def namespace_missing(self) -> bool:
+        """A create refused because its namespace does not exist (any more)."""
+        return self.kind == "namespaces"
 
 
 class Conflict(ApiError):
@@ -143,6 +152,7 @@ def error_for_status(
         retry_after=_retry_after(headers),
         causes=parsed.causes,
         audit_id=_header(headers, "audit-id") or "",
+        kind=parsed.kind,
     )
 
 
@@ -157,6 +167,7 @@ class _ParsedStatus:
     message: str = ""
     reason: str = ""
     causes: tuple[StatusCause, ...] = ()
+    kind: str = ""
 
 
 def _parse_status(body: bytes | str | Mapping[str, object] | None) -> _ParsedStatus:
@@ -174,10 +185,13 @@ def _parse_status(body: bytes | str | Mapping[str, object] | None) -> _ParsedSta
         return _ParsedStatus()
     message = status.get("message")
     reason = status.get("reason")
+    details = status.get("details")
+    kind = details.get("kind") if isinstance(details, Mapping) else None
     return _ParsedStatus(
         message=message if isinstance(message, str) else "",
         reason=reason if isinstance(reason, str) else "",
-        causes=_causes(status.get("details")),
+        causes=_causes(details),
+        kind=kind if isinstance(kind, str) else "",
     )
 
 

@@ -174,13 +174,19 @@ class ResourceClient:
         namespace: str | None = None,
         propagation: str = "Background",
         uid: str = "",
+        resource_version: str = "",
         grace_period: int | None = None,
     ) -> Object:
-        """Delete ``name``; with ``uid``, only if it is still that object; ``grace_period``
-        seconds (0: at once, without waiting for a kubelet) instead of the object's own."""
+        """Delete ``name``; with ``uid``, only if it is still that object, with
+        ``resource_version`` only if it has not changed since (else ``Conflict``);
+        ``grace_period`` seconds (0: at once, without waiting for a kubelet) instead of the
+        object's own."""
         options: dict[str, Any] = {"propagationPolicy": propagation}
-        if uid:
-            options["preconditions"] = {"uid": uid}
+        preconditions = {
+            k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v
+        }
+        if preconditions:
+            options["preconditions"] = preconditions
         if grace_period is not None:
             options["gracePeriodSeconds"] = grace_period
         result: Object = self.rest.request(

@@ -26,6 +26,7 @@ from types import FrameType
 from wsgiref.simple_server import WSGIServer
 
 from kubernetes.client import ApiClient
+from opentelemetry import trace
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client import disable_created_metrics as _untyped_disable_created
 
@@ -40,9 +41,10 @@ from informers import (
 from kernel_controller import logs, tracing
 from kernel_controller.health import Check, ProbeServer
 from kernel_controller.metrics import ControllerMetrics
+from kernel_controller.pools import activation_key, pools_served
 from kernel_controller.settings import Settings, split_address
 from leader import LeaderCallbacks, LeaderElector, LeaseLock, Outcome
-from reconcilers.controller import CONTROLLER_NAME, KernelController
+from reconcilers.controller import CONTROLLER_NAME, POOL_CONTROLLER_NAME, KernelController
 
 log = logging.getLogger(__name__)
 
@@ -128,53 +130,7 @@ class Manager:
         tracer = tracing.tracer()
         observers = RequestObservers(metrics.request_observer(), tracing.RequestSpans(tracer))
 
-        budget = s.throttle()
-
-        def rest_client() -> RestClient:
-            throttle: Throttle | None = None
-            if budget is not None:
-                throttle = QpsThrottle(qps=budget[0], burst=budget[1])
-            return RestClient(
-                api,
-                observer=observers,
-                throttle=throttle,
-                user_agent="kernel-controller/0.1",
-                # A shutdown ends Retry-After waits at once: reconciles in flight fail fast
-                # (their keys are dropped with the queue) instead of holding the exit.
-                interrupt=self._stop,
-            )
-
-        controller = KernelController(
-            rest=rest_client(),
-            # Events get a client of their own, as controller-runtime's recorder does: with
-            # --qps set, they have a budget of their own and never take the creates' share.
-            events_rest=rest_client(),
-            settings=s.reconcile_settings(),
-            instance=self.identity,
-            namespaces=s.namespaces,
-            workers=s.workers,
-            queue_metrics=metrics.queue_metrics(CONTROLLER_NAME),
-            kernel_metrics=metrics.kernel_metrics(),
-            observer=metrics.reconcile_observer(),
-            tracer=tracer,
-        )
-        self.controller = controller
-        metrics.set_max_concurrent(s.workers)
-        metrics.watch_caches(
-            kernels=controller.kernels,
-            informers={
-                "kernels": controller.kernels,
-                "pods": controller.pods,
-                "services": controller.services,
-                **({"events": controller.warnings} if controller.warnings else {}),
-                **(
-                    {"namespaces": controller.namespace_informer}
-                    if controller.namespace_informer
-                    else {}
-                ),
-            },
-            queues=[controller.queue],
-        )
+        controller = self._build_controller(api, metrics, tracer, observers)
         servers = self._start_servers(controller)
         if servers is None:
             close_api_client(api)
@@ -206,6 +162,74 @@ class Manager:
         return code
 
     # ---------------------------------------------------------------- internals
+    def _build_controller(
+        self,
+        api: ApiClient,
+        metrics: ControllerMetrics,
+        tracer: trace.Tracer,
+        observers: RequestObserver,
+    ) -> KernelController:
+        s = self.settings
+        budget = s.throttle()
+
+        def rest_client() -> RestClient:
+            throttle: Throttle | None = None
+            if budget is not None:
+                throttle = QpsThrottle(qps=budget[0], burst=budget[1])
+            return RestClient(
+                api,
+                observer=observers,
+                throttle=throttle,
+                user_agent="kernel-controller/0.1",
+                # A shutdown ends Retry-After waits at once: reconciles in flight fail fast
+                # (their keys are dropped with the queue) instead of holding the exit.
+                interrupt=self._stop,
+            )
+
+        rest = rest_client()
+        pools = pools_served(rest, self._stop)
+        key = activation_key(rest, s.leader_election_namespace, self._stop) if pools else None
+        if not pools:
+            log.info("the KernelPool API is not served (its CRD is not installed): no warm pools")
+        controller = KernelController(
+            rest=rest,
+            # Events get a client of their own, as controller-runtime's recorder does: with
+            # --qps set, they have a budget of their own and never take the creates' share.
+            events_rest=rest_client(),
+            settings=s.reconcile_settings(),
+            instance=self.identity,
+            namespaces=s.namespaces,
+            workers=s.workers,
+            queue_metrics=metrics.queue_metrics(CONTROLLER_NAME),
+            kernel_metrics=metrics.kernel_metrics(),
+            observer=metrics.reconcile_observer(),
+            tracer=tracer,
+            pools=pools,
+            activation_key=key,
+            pool_queue_metrics=metrics.queue_metrics(POOL_CONTROLLER_NAME),
+        )
+        self.controller = controller
+        metrics.set_max_concurrent(s.workers)
+        metrics.watch_caches(
+            kernels=controller.kernels,
+            informers={
+                "kernels": controller.kernels,
+                "pods": controller.pods,
+                "services": controller.services,
+                **({"events": controller.warnings} if controller.warnings else {}),
+                **(
+                    {"namespaces": controller.namespace_informer}
+                    if controller.namespace_informer
+                    else {}
+                ),
+                **({"kernelpools": controller.pools} if controller.pools else {}),
+                **({"pool-pods": controller.pool_pods} if controller.pool_pods else {}),
+            },
+            queues=controller.queues,
+            pool_idle=controller.idle_by_pool,
+        )
+        return controller
+
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
         if self._signals > 1:

@@ -66,8 +66,14 @@ RECONCILE_BUCKETS = (
 WORKQUEUE_BUCKETS = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 # client-go's rest_client_request_duration_seconds buckets.
 REST_CLIENT_BUCKETS = (0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
-# Kernel creation to first Ready=True: image pulls make minutes normal.
-KERNEL_STARTUP_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600)
+# Kernel creation to first Ready=True: a warm pool's claim takes a fraction of a second, image
+# pulls make minutes normal for a cold start.
+KERNEL_STARTUP_BUCKETS = (
+    *(0.1, 0.25, 0.5),
+    *(1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600),
+)
+STARTUP_SOURCES = ("pool", "cold")
+CLAIM_RESULTS = ("hit", "miss")
 
 
 class CacheReader(Protocol):
@@ -205,9 +211,20 @@ class ControllerMetrics:
         )
         self.kernel_startup = histogram(
             "kernel_startup_seconds",
-            "Time from Kernel creation to its first Ready=True",
+            "Time from Kernel creation to its first Ready=True, by where its kernel came from"
+            " (pool: a claimed standby kernel; cold: a Pod started for it)",
             KERNEL_STARTUP_BUCKETS,
+            "source",
         )
+        self.pool_claims = counter(
+            "kernel_pool_claims",
+            "Kernels naming a warm pool: claimed an idle kernel (hit) or started cold (miss)",
+            "result",
+        )
+        for source in STARTUP_SOURCES:
+            self.kernel_startup.labels(source)
+        for result in CLAIM_RESULTS:
+            self.pool_claims.labels(result)
 
     def set_max_concurrent(self, n: int) -> None:
         """Set ``controller_runtime_max_concurrent_reconciles`` (the number of workers)."""
@@ -239,14 +256,19 @@ class ControllerMetrics:
         kernels: CacheReader,
         informers: Mapping[str, CacheReader],
         queues: Sequence[UnfinishedWorkReporter],
+        pool_idle: Callable[[], Mapping[tuple[str, str], int]] | None = None,
     ) -> None:
-        """Expose the caches at scrape time and refresh the queues' unfinished work; once."""
+        """Expose the caches at scrape time and refresh the queues' unfinished work; once.
+
+        ``pool_idle`` (warm pools) gives the idle Ready kernels per ``(namespace, pool)``."""
         with self._lock:
             if self._caches_watched:
                 raise RuntimeError("watch_caches() was already called")
             self._caches_watched = True
         self._unfinished.set_queues(queues)
-        self._registry.register(_CacheCollector(kernels=kernels, informers=dict(informers)))
+        self._registry.register(
+            _CacheCollector(kernels=kernels, informers=dict(informers), pool_idle=pool_idle)
+        )
 
 
 class _QueueMetrics:
@@ -330,8 +352,12 @@ class _KernelMetrics:
         self._metrics.kernel_culling.labels(namespace).inc()
         self._metrics.last_culling.labels(namespace).set(self._metrics.wall_clock())
 
-    def kernel_ready(self, namespace: str, seconds: float) -> None:
-        self._metrics.kernel_startup.observe(max(0.0, seconds))
+    def kernel_ready(self, namespace: str, seconds: float, source: str) -> None:
+        label = source if source in STARTUP_SOURCES else "cold"
+        self._metrics.kernel_startup.labels(label).observe(max(0.0, seconds))
+
+    def pool_claim(self, result: str) -> None:
+        self._metrics.pool_claims.labels(result if result in CLAIM_RESULTS else "miss").inc()
 
 
 class _UnfinishedWorkCollector:
@@ -362,19 +388,33 @@ class _UnfinishedWorkCollector:
 class _CacheCollector:
     """Kernel and informer metrics computed from the caches on each scrape."""
 
-    def __init__(self, *, kernels: CacheReader, informers: dict[str, CacheReader]) -> None:
+    def __init__(
+        self,
+        *,
+        kernels: CacheReader,
+        informers: dict[str, CacheReader],
+        pool_idle: Callable[[], Mapping[tuple[str, str], int]] | None,
+    ) -> None:
         self._kernels = kernels
         self._informers = informers
+        self._pool_idle = pool_idle
 
     def describe(self) -> Iterable[Metric]:
-        return self._families(kernels=(), informers={})
+        return self._families(kernels=(), informers={}, pools={})
 
     def collect(self) -> Iterable[Metric]:
-        return self._families(kernels=self._kernels.list(), informers=self._informers)
+        return self._families(
+            kernels=self._kernels.list(),
+            informers=self._informers,
+            pools=self._pool_idle() if self._pool_idle is not None else {},
+        )
 
     @staticmethod
     def _families(
-        *, kernels: Iterable[Mapping[str, Any]], informers: Mapping[str, CacheReader]
+        *,
+        kernels: Iterable[Mapping[str, Any]],
+        informers: Mapping[str, CacheReader],
+        pools: Mapping[tuple[str, str], int],
     ) -> list[Metric]:
         running = GaugeMetricFamily(
             "kernel_running", "Kernels whose Pod is Running, from the cache", labels=["namespace"]
@@ -408,4 +448,11 @@ class _CacheCollector:
             relists.add_metric([name], sum(s.relists for s in stats))
             restarts.add_metric([name], sum(s.watch_restarts for s in stats))
             errors.add_metric([name], sum(s.watch_errors for s in stats))
-        return [running, phases, objects, relists, restarts, errors]
+        idle = GaugeMetricFamily(
+            "kernel_pool_idle",
+            "Idle, Ready standby kernels of each warm pool, from the cache",
+            labels=["namespace", "pool"],
+        )
+        for (namespace, pool), n in sorted(pools.items()):
+            idle.add_metric([namespace, pool], n)
+        return [running, phases, objects, relists, restarts, errors, idle]

@@ -9,8 +9,13 @@ from the cache, in an order that never loses a decision:
 4. the status through the status subresource, only when it differs (skipped while a Pod we
    created is not in the cache yet: the Pod's own event brings the next pass);
 5. Events: at most one Normal Event per pass that created children (``PodCreated`` names the
-   Service too when both were created, ``ServiceCreated`` when only the Service was), so a new
-   Kernel costs one Event; 6. deleting the Kernel when it is culled or its failure TTL ran out.
+   Service too when both were created, ``ServiceCreated`` when only the Service was; for a
+   Kernel that names a warm pool ``Claimed`` or ``ColdStart``), so a new Kernel costs one
+   Event; 6. deleting the Kernel when it is culled or its failure TTL ran out.
+
+A Kernel that names a pool first tries to claim one of the pool's idle standby Pods and
+activate it (:mod:`reconcilers.claim`); only when none can be claimed is its Pod created
+(cold). A claimed Pod not yet activated is activated on the next pass.
 
 A Kernel whose namespace is being deleted gets nothing: a create refused with the status cause
 ``NamespaceTerminating`` is not retried, records no Event and writes no status, and the
@@ -29,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cachetools import TTLCache
+from cachetools import LRUCache, TTLCache
 
 from informers import (
     ApiError,
@@ -44,6 +49,7 @@ from informers import (
     TooManyRequests,
     object_key,
 )
+from reconcilers.claim import PoolClaims
 from reconcilers.desired import Desired, Observed, service_drift
 from reconcilers.events import EventRecorder
 from reconcilers.expectations import Expectations
@@ -56,6 +62,7 @@ log = logging.getLogger(__name__)
 
 POD, SERVICE = "pod", "service"
 WRITTEN_STATUS_TTL_SECONDS = 30.0
+READY_MEMORY = 20_000
 TRANSIENT = (ConnectionFailed, ServerError, TooManyRequests, Conflict)
 
 
@@ -68,7 +75,9 @@ class KernelMetrics(Protocol):
 
     def kernel_culled(self, namespace: str) -> None: ...
 
-    def kernel_ready(self, namespace: str, seconds: float) -> None: ...
+    def kernel_ready(self, namespace: str, seconds: float, source: str) -> None: ...
+
+    def pool_claim(self, result: str) -> None: ...
 
 
 class NoKernelMetrics:
@@ -81,8 +90,23 @@ class NoKernelMetrics:
     def kernel_culled(self, namespace: str) -> None:
         pass
 
-    def kernel_ready(self, namespace: str, seconds: float) -> None:
+    def kernel_ready(self, namespace: str, seconds: float, source: str) -> None:
         pass
+
+    def pool_claim(self, result: str) -> None:
+        pass
+
+
+@dataclass
+class _Step:
+    """What one pass did so far (for its Event and its status)."""
+
+    status: dict[str, Any]
+    created_pod: bool = False
+    created_service: bool = False
+    claimed: Obj | None = None
+    awaiting_activation: bool = False  # done, but the cache does not show it yet
+    terminal: TerminalError | None = None
 
 
 class _NamespaceTerminating(Exception):
@@ -111,8 +135,10 @@ class Applier:
         metrics: KernelMetrics | None = None,
         on_reissued: Callable[[Obj], None] = lambda event: None,
         terminating: TerminatingNamespaces | None = None,
+        claims: PoolClaims | None = None,
     ) -> None:
         self._c = clients
+        self._claims = claims
         self._recorder = recorder
         self._expectations = expectations
         self._terminating = terminating if terminating is not None else TerminatingNamespaces()
@@ -125,6 +151,9 @@ class Applier:
         self._written_status: TTLCache[str, tuple[object, dict[str, Any]]] = TTLCache(
             maxsize=100_000, ttl=WRITTEN_STATUS_TTL_SECONDS, timer=time.monotonic
         )  # guarded by _written_lock
+        # Kernels seen turning Ready (uids), for kernel_startup_seconds: a Kernel whose stored
+        # status shows it Ready is not counted again either, after a restart of ours.
+        self._ready_seen: LRUCache[str, bool] = LRUCache(READY_MEMORY)  # guarded by _written_lock
 
     def apply(self, kernel: Obj, desired: Desired, observed: Observed) -> Result:
         namespace = meta(kernel).get("namespace", "")
@@ -137,56 +166,44 @@ class Applier:
             return DONE
 
     def _apply(self, kernel: Obj, desired: Desired, observed: Observed) -> Result:
-        m = meta(kernel)
-        name, namespace = m.get("name", ""), m.get("namespace", "")
+        namespace = meta(kernel).get("namespace", "")
         key = str(object_key(kernel))
-        status = desired.status
-        terminal: TerminalError | None = None
-
         if desired.annotations is not None:
-            patch = {
-                "metadata": {
-                    "annotations": desired.annotations,
-                    "resourceVersion": m.get("resourceVersion"),
-                }
-            }
-            self._write(
-                "annotate kernel",
-                lambda: self._c.kernels.patch(
-                    name, patch, namespace=namespace, field_manager=FIELD_MANAGER
-                ),
-            )
+            self._annotate(kernel, desired.annotations)
 
-        # A Pod we created but do not see yet: its informer event brings the next pass, and
-        # the status it shows then; writing "no Pod" meanwhile would be a wasted write.
+        # A Pod we created (or claimed) but do not see yet: its informer event brings the next
+        # pass, and the status it shows then; writing "no Pod" meanwhile would be a wasted
+        # write, and a second claim or create would be one too many.
         awaiting_pod = desired.pod is not None and self._expectations.pending(POD, key)
-        created_pod = created_service = False
+        step = _Step(status=desired.status)
         try:
             if desired.pod is not None and not awaiting_pod:
-                try:
-                    self._create_pod(kernel, desired)
-                    created_pod = True
-                except (Invalid, BadRequest, Forbidden) as err:
-                    self._metrics.kernel_create_failed(namespace)
-                    message = f"cannot create the kernel's Pod: {err.message}"
-                    self._recorder.record(
-                        kernel, type_="Warning", reason="PodCreationFailed", message=message
-                    )
-                    status = _pod_creation_failed(status, message)
-                    if isinstance(err, Forbidden):  # e.g. a quota: may pass later
-                        self._write_status(kernel, status)
-                        raise TransientError(message) from err
-                    terminal = TerminalError(message)
-
+                self._start_pod(kernel, desired, observed, step)
             if desired.service is not None and not self._expectations.pending(SERVICE, key):
-                created_service = self._ensure_service(kernel, desired.service, observed.service)
+                step.created_service = self._ensure_service(
+                    kernel, desired.service, observed.service
+                )
+            if step.claimed is not None:
+                self._activate(kernel, step.claimed, desired)
+            elif desired.activate is not None and observed.pod is not None and self._claims:
+                step.awaiting_activation = self._claims.recorded(
+                    observed.pod, desired.identity.kernel_id if desired.identity else ""
+                )
+                if not step.awaiting_activation:
+                    self._activate(kernel, observed.pod, desired)
+            self._delete_surplus(kernel, desired.delete_pods)
         finally:
-            self._record_created(kernel, pod=created_pod, service=created_service)
+            self._record_created(kernel, step, pool=desired.pool)
 
-        if not created_pod and not awaiting_pod and not desired.delete_kernel:
-            wrote = self._write_status(kernel, status)
-            if wrote and desired.became_ready_after is not None:
-                self._metrics.kernel_ready(namespace, desired.became_ready_after)
+        busy = (
+            step.created_pod or step.claimed is not None or step.awaiting_activation or awaiting_pod
+        )
+        if not busy and not desired.delete_kernel:
+            wrote = self._write_status(kernel, step.status)
+            if wrote and desired.became_ready_after is not None and self._first_ready(kernel):
+                self._metrics.kernel_ready(
+                    namespace, desired.became_ready_after, desired.ready_source
+                )
 
         self._record_events(kernel, desired)
 
@@ -194,22 +211,109 @@ class Applier:
             self._delete_kernel(kernel)
             if any(e.reason == "Culled" for e in desired.events):
                 self._metrics.kernel_culled(namespace)
-        if terminal is not None:
-            raise terminal
+        if step.terminal is not None:
+            raise step.terminal
         return Result(requeue_after=desired.requeue_after)
 
-    def _record_created(self, kernel: Obj, *, pod: bool, service: bool) -> None:
-        """One Normal Event for what this pass created (for a new Kernel: Pod and Service)."""
-        if not (pod or service):
+    def _first_ready(self, kernel: Obj) -> bool:
+        """Whether this is the first time this process sees the Kernel turn Ready."""
+        uid = str(meta(kernel).get("uid", ""))
+        with self._written_lock:
+            if uid in self._ready_seen:
+                return False
+            self._ready_seen[uid] = True
+            return True
+
+    def _annotate(self, kernel: Obj, annotations: dict[str, str]) -> None:
+        m = meta(kernel)
+        patch = {
+            "metadata": {"annotations": annotations, "resourceVersion": m.get("resourceVersion")}
+        }
+        self._write(
+            "annotate kernel",
+            lambda: self._c.kernels.patch(
+                m.get("name", ""),
+                patch,
+                namespace=m.get("namespace", ""),
+                field_manager=FIELD_MANAGER,
+            ),
+        )
+
+    def _start_pod(self, kernel: Obj, desired: Desired, observed: Observed, step: _Step) -> None:
+        """Claim a standby Pod of the Kernel's pool, else create its Pod (cold)."""
+        step.claimed = self._claim(kernel, desired, observed)
+        if step.claimed is not None:
+            return
+        namespace = meta(kernel).get("namespace", "")
+        try:
+            self._create_pod(kernel, desired)
+        except (Invalid, BadRequest, Forbidden) as err:
+            self._metrics.kernel_create_failed(namespace)
+            message = f"cannot create the kernel's Pod: {err.message}"
+            self._recorder.record(
+                kernel, type_="Warning", reason="PodCreationFailed", message=message
+            )
+            step.status = _pod_creation_failed(step.status, message)
+            if isinstance(err, Forbidden):  # e.g. a quota: may pass later
+                self._write_status(kernel, step.status)
+                raise TransientError(message) from err
+            step.terminal = TerminalError(message)
+            return
+        step.created_pod = True
+        if desired.pool is not None:
+            self._metrics.pool_claim("miss")
+
+    def _delete_surplus(self, kernel: Obj, pods: tuple[tuple[str, str], ...]) -> None:
+        namespace = meta(kernel).get("namespace", "")
+        for name, uid in pods:
+            try:
+                self._c.pods.delete(name, namespace=namespace, uid=uid)
+            except (NotFound, Conflict):
+                continue
+            except ApiError as err:
+                raise TransientError(f"delete surplus pod {name}: {err}") from err
+            log.warning(
+                "deleted pod %s: the Kernel had another one",
+                name,
+                extra={"kernel": str(object_key(kernel))},
+            )
+
+    def _claim(self, kernel: Obj, desired: Desired, observed: Observed) -> Obj | None:
+        """A standby Pod claimed for ``kernel`` from its pool, or None (then: a cold start)."""
+        if not desired.claim or self._claims is None or not self._claims.enabled:
+            return None
+        claimed = self._claims.claim(kernel, tuple(observed.standby))
+        if claimed is not None:
+            # The relabelled Pod reaches the cache a moment later: no second claim meanwhile.
+            self._expectations.expect(POD, str(object_key(kernel)))
+            self._metrics.pool_claim("hit")
+        return claimed
+
+    def _activate(self, kernel: Obj, pod: Obj, desired: Desired) -> None:
+        assert self._claims is not None
+        self._claims.activate(kernel, pod, desired)
+        log.info(
+            "activated pod %s", meta(pod).get("name"), extra={"kernel": str(object_key(kernel))}
+        )
+
+    def _record_created(self, kernel: Obj, step: _Step, *, pool: str | None) -> None:
+        """One Normal Event for what this pass created (for a new Kernel: Pod and Service, or
+        the Pod it claimed from its pool and the Service)."""
+        pod, service, claimed = step.created_pod, step.created_service, step.claimed
+        if not (pod or service or claimed is not None):
             return
         name = meta(kernel).get("name", "")
         made = [f"{kind} {name}" for kind, done in (("Pod", pod), ("Service", service)) if done]
-        self._recorder.record(
-            kernel,
-            type_="Normal",
-            reason="PodCreated" if pod else "ServiceCreated",
-            message=f"created {' and '.join(made)}",
-        )
+        if claimed is not None:
+            claim = f"claimed Pod {meta(claimed).get('name')} from pool {pool}"
+            reason, message = "Claimed", " and created ".join([claim, *made[-1:]])
+        elif pod and pool is not None:
+            reason = "ColdStart"
+            message = f"no idle kernel in pool {pool}: created {' and '.join(made)}"
+        else:
+            reason = "PodCreated" if pod else "ServiceCreated"
+            message = f"created {' and '.join(made)}"
+        self._recorder.record(kernel, type_="Normal", reason=reason, message=message)
 
     def _record_events(self, kernel: Obj, desired: Desired) -> None:
         name = meta(kernel).get("name", "")
@@ -239,7 +343,7 @@ class Applier:
             except Conflict as err:
                 if not err.already_exists:
                     raise TransientError(f"create secret: {err}") from err
-            except Forbidden as err:
+            except (Forbidden, NotFound) as err:
                 _raise_if_terminating(err)
                 raise
             except TRANSIENT as err:
@@ -340,7 +444,10 @@ class Applier:
 
 
 def _raise_if_terminating(err: ApiError) -> None:
-    if isinstance(err, Forbidden) and err.namespace_terminating:
+    """A create refused because the namespace is being deleted, or is already gone."""
+    if (isinstance(err, Forbidden) and err.namespace_terminating) or (
+        isinstance(err, NotFound) and err.namespace_missing
+    ):
         raise _NamespaceTerminating(err.message) from err
 
 

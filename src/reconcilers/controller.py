@@ -55,33 +55,46 @@ from informers import (
     object_key,
 )
 from reconcilers import context
+from reconcilers.activation import Activator, HttpActivator, activation_token
 from reconcilers.apply import POD, SERVICE, Applier, Clients, KernelMetrics
+from reconcilers.claim import PoolClaims
 from reconcilers.events import EventRecorder
 from reconcilers.expectations import Expectations
 from reconcilers.kernel import (
     INVOLVED_INDEX,
+    KERNEL_POD_INDEX,
+    POOL_INDEX,
     KernelReconciler,
     ReissueLog,
     involved_object_index,
+    kernel_pod_index,
     new_fresh,
+    pool_index,
 )
 from reconcilers.model import (
     GROUP,
     NAME_LABEL,
     PLURAL,
+    POOL_LABEL,
+    POOL_PLURAL,
+    POOL_VERSION,
     VERSION,
     Fresh,
     Obj,
     ReconcileSettings,
     meta,
+    pool_ref,
 )
-from reconcilers.outcome import TerminalError, TransientError
+from reconcilers.outcome import Result, TerminalError, TransientError
+from reconcilers.pool import PoolClients, PoolReconciler
+from reconcilers.pooled import idle_candidates
 from reconcilers.terminating import TerminatingNamespaces
 from reconcilers.transforms import (
     strip_event,
     strip_kernel,
     strip_namespace,
     strip_pod,
+    strip_pool,
     strip_service,
 )
 
@@ -93,8 +106,18 @@ SERVICES = Resource("", "v1", "services")
 SECRETS = Resource("", "v1", "secrets")
 EVENTS = Resource("", "v1", "events")
 NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
+POOLS = Resource(GROUP, POOL_VERSION, POOL_PLURAL)
 POD_WARNINGS_SELECTOR = "involvedObject.kind=Pod,type=Warning"
 CONTROLLER_NAME = "kernel"
+POOL_CONTROLLER_NAME = "kernelpool"
+KERNEL_POOL_INDEX = "pool-ref"
+POOL_WORKERS = 2
+
+
+def kernel_pool_index(kernel: Obj) -> list[str]:
+    """Index function for Kernels: ``namespace/pool`` of the KernelPool they name."""
+    name = pool_ref(kernel)
+    return [f"{meta(kernel).get('namespace', '')}/{name}"] if name else []
 
 
 class ReconcileObserver(Protocol):
@@ -133,6 +156,10 @@ class KernelController:
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         resync_period: float = 0.0,
         tracer: trace.Tracer | None = None,
+        pools: bool = True,
+        activation_key: bytes | None = None,
+        activator: Activator | None = None,
+        pool_queue_metrics: QueueMetrics | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -179,9 +206,28 @@ class KernelController:
             resync=resync_period,
             # which Kernels a namespace still has (terminating namespaces are forgotten once
             # their last Kernel is gone)
-            indexers={NAMESPACE_INDEX: namespace_index},
+            indexers={NAMESPACE_INDEX: namespace_index, KERNEL_POOL_INDEX: kernel_pool_index},
         )
-        self.pods = informer(PODS, transform=strip_pod, label_selector=NAME_LABEL)
+        self.pods = informer(
+            PODS,
+            transform=strip_pod,
+            label_selector=NAME_LABEL,
+            # a Pod claimed from a pool is not named like its Kernel
+            indexers={KERNEL_POD_INDEX: kernel_pod_index},
+        )
+        # Warm pools (SPEC §13), when the KernelPool CRD is served: the pools, and every Pod
+        # a pool started (standby or claimed; a claimed one is in both Pod caches).
+        self.pools = informer(POOLS, transform=strip_pool) if pools else None
+        self.pool_pods = (
+            informer(
+                PODS,
+                transform=strip_pod,
+                label_selector=POOL_LABEL,
+                indexers={POOL_INDEX: pool_index},
+            )
+            if pools
+            else None
+        )
         self.services = informer(SERVICES, transform=strip_service, label_selector=NAME_LABEL)
         self.warnings = (
             informer(
@@ -203,6 +249,13 @@ class KernelController:
             rate_limiter=default_controller_rate_limiter(self._clock),
             metrics=queue_metrics,
         )
+        self.pool_queue: RateLimitingQueue[str] = RateLimitingQueue(
+            name=POOL_CONTROLLER_NAME,
+            clock=self._clock,
+            rate_limiter=default_controller_rate_limiter(self._clock),
+            metrics=pool_queue_metrics,
+        )
+        self._pool_workers = min(POOL_WORKERS, workers) if pools else 0
         # Events may go through their own client (own QPS budget) so that a burst of them
         # never delays the writes that create kernels.
         self.recorder = EventRecorder(
@@ -210,18 +263,31 @@ class KernelController:
             instance=instance,
             terminating=self.terminating,
         )
+        pods_client, secrets_client = ResourceClient(rest, PODS), ResourceClient(rest, SECRETS)
+        claims = (
+            PoolClaims(
+                pods=pods_client,
+                secrets=secrets_client,
+                activator=activator or HttpActivator(),
+                activation_key=activation_key,
+                activation_port=settings.activation_port,
+            )
+            if pools
+            else None
+        )
         applier = Applier(
             clients=Clients(
                 kernels=ResourceClient(rest, KERNELS),
-                pods=ResourceClient(rest, PODS),
+                pods=pods_client,
                 services=ResourceClient(rest, SERVICES),
-                secrets=ResourceClient(rest, SECRETS),
+                secrets=secrets_client,
             ),
             recorder=self.recorder,
             expectations=self.expectations,
             metrics=kernel_metrics,
             on_reissued=self.reissued.mark,
             terminating=self.terminating,
+            claims=claims,
         )
         self.reconciler = KernelReconciler(
             kernels=self.kernels,
@@ -233,6 +299,29 @@ class KernelController:
             reissued=self.reissued,
             fresh=fresh,
             wall_clock=wall_clock,
+            pools=self.pools,
+            pool_pods=self.pool_pods,
+        )
+        key = activation_key
+
+        def token_for(namespace: str, pod_name: str) -> str:
+            assert key is not None
+            return activation_token(key, namespace=namespace, pod_name=pod_name)
+
+        self.pool_reconciler = (
+            PoolReconciler(
+                pools=self.pools,
+                pods=self.pool_pods,
+                clients=PoolClients(
+                    pools=ResourceClient(rest, POOLS), pods=pods_client, secrets=secrets_client
+                ),
+                settings=settings,
+                recorder=self.recorder,
+                token_for=token_for if key is not None else None,
+                wall_clock=wall_clock,
+            )
+            if self.pools is not None and self.pool_pods is not None
+            else None
         )
         self._register_handlers()
         self._threads: list[threading.Thread] = []
@@ -240,8 +329,27 @@ class KernelController:
     @property
     def informers(self) -> list[MultiNamespaceInformer]:
         found = [self.kernels, self.pods, self.services]
-        optional = (self.warnings, self.namespace_informer)
+        optional = (self.warnings, self.namespace_informer, self.pools, self.pool_pods)
         return found + [informer for informer in optional if informer is not None]
+
+    @property
+    def queues(self) -> list[RateLimitingQueue[str]]:
+        return [self.queue, self.pool_queue] if self._pool_workers else [self.queue]
+
+    def idle_by_pool(self) -> dict[tuple[str, str], int]:
+        """Idle, Ready standby kernels per ``(namespace, pool)`` (every cached pool, zeros
+        included), read from the caches (for ``kernel_pool_idle``)."""
+        if self.pools is None or self.pool_pods is None:
+            return {}
+        counts: dict[tuple[str, str], int] = {}
+        for pool in self.pools.list():
+            m = meta(pool)
+            key = f"{m.get('namespace', '')}/{m.get('name', '')}"
+            pods = self.pool_pods.by_index(POOL_INDEX, key)
+            counts[(str(m.get("namespace", "")), str(m.get("name", "")))] = len(
+                idle_candidates(pool, pods)
+            )
+        return counts
 
     # ---------------------------------------------------------------- handlers
     def _register_handlers(self) -> None:
@@ -258,6 +366,21 @@ class KernelController:
                     delete=self._namespace_gone,
                 )
             )
+        if self.pools is not None and self.pool_pods is not None:
+            self.pools.add_event_handler(
+                FuncHandler(
+                    add=self._pool_added,
+                    update=self._pool_updated,
+                    delete=lambda obj: self.pool_queue.add(_key_of(obj)),
+                )
+            )
+            self.pool_pods.add_event_handler(
+                FuncHandler(
+                    add=lambda pod, initial: self._pool_pod_seen(pod, initial=initial),
+                    update=lambda old, new: self._pool_pod_seen(new, initial=_resync(old, new)),
+                    delete=lambda obj: self._pool_pod_seen(_unwrap(obj), initial=False),
+                )
+            )
         if self.warnings is not None:
             self.warnings.add_event_handler(
                 FuncHandler(
@@ -265,6 +388,27 @@ class KernelController:
                     update=lambda old, new: self._warning_seen(new, initial=_resync(old, new)),
                 )
             )
+
+    def _pool_added(self, pool: Obj, initial: bool) -> None:
+        key = str(object_key(pool))
+        self.pool_queue.add(key, priority=_priority(initial))
+        # Kernels that named the pool before it existed (PoolNotFound) can start now.
+        for kernel in self.kernels.by_index(KERNEL_POOL_INDEX, key):
+            self.queue.add(str(object_key(kernel)), priority=_priority(initial))
+
+    def _pool_updated(self, old: Obj, new: Obj) -> None:
+        before, after = meta(old), meta(new)
+        if (
+            before.get("resourceVersion") != after.get("resourceVersion")
+            and before.get("generation") == after.get("generation")
+            and before.get("deletionTimestamp") == after.get("deletionTimestamp")
+        ):
+            return  # our own status write
+        self.pool_queue.add(str(object_key(new)), priority=_priority(_resync(old, new)))
+
+    def _pool_pod_seen(self, pod: Obj, *, initial: bool) -> None:
+        for key in pool_index(pod):
+            self.pool_queue.add(key, priority=_priority(initial))
 
     def _kernel_added(self, kernel: Obj, initial: bool) -> None:
         self.queue.add(str(object_key(kernel)), priority=_priority(initial))
@@ -300,7 +444,13 @@ class KernelController:
 
     def _namespace_gone(self, obj: Obj | DeletedFinalStateUnknown) -> None:
         namespace = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
-        self.terminating.forget(str(meta(namespace).get("name", "")), why="it is gone")
+        name = str(meta(namespace).get("name", ""))
+        # Its Kernels' deletions may reach us after the Namespace's (another watch): until the
+        # last is gone (``_gone`` forgets it then) a pass for one of them must not create.
+        if self.kernels.by_index(NAMESPACE_INDEX, name):
+            self.terminating.mark(name)
+        else:
+            self.terminating.forget(name, why="it is gone")
 
     def _child_handler(self, kind: str) -> FuncHandler:
         def key_of(obj: Obj) -> str | None:
@@ -355,6 +505,10 @@ class KernelController:
             thread = threading.Thread(target=self._work, name=f"kernel-worker-{n}")
             self._threads.append(thread)
             thread.start()
+        for n in range(self._pool_workers):
+            thread = threading.Thread(target=self._work_pools, name=f"kernelpool-worker-{n}")
+            self._threads.append(thread)
+            thread.start()
 
     def stop_workers(self, *, drain_timeout: float) -> bool:
         """Stop taking work and wait (at most ``drain_timeout``) for reconciles in flight.
@@ -364,10 +518,13 @@ class KernelController:
         """
         if drain_timeout <= 0:
             self.queue.shut_down()
+            self.pool_queue.shut_down()
             return not self.in_flight
+        deadline = time.monotonic() + drain_timeout
+        self.pool_queue.shut_down()  # pools refill on the next leader: no need to drain
         drained = self.queue.shut_down_with_drain(timeout=drain_timeout)
         for thread in self._threads:
-            thread.join(drain_timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
         return drained
 
     def stop(self, *, drain_timeout: float = 10.0) -> bool:
@@ -401,6 +558,46 @@ class KernelController:
                 self._process(key, priority)
             finally:
                 self.queue.done(key)
+
+    def _work_pools(self) -> None:
+        while True:
+            key, priority, shutdown = self.pool_queue.get_with_priority()
+            if shutdown or key is None:
+                return
+            try:
+                self._process_pool(key, priority)
+            finally:
+                self.pool_queue.done(key)
+
+    def _process_pool(self, key: str, priority: int) -> None:
+        assert self.pool_reconciler is not None
+        thread = threading.current_thread().name
+        self.in_flight[thread] = time.monotonic()
+        namespace, _, name = key.partition("/")
+        with self._tracer.start_as_current_span(
+            "reconcile",
+            attributes={
+                "k8s.namespace.name": namespace,
+                "k8s.kernelpool.name": name,
+                "controller": POOL_CONTROLLER_NAME,
+            },
+        ) as span:
+            try:
+                outcome: Result = self.pool_reconciler.reconcile(key)
+            except TransientError as err:
+                log.warning("pool reconcile failed, will retry: %s", err)
+                self.pool_queue.add_rate_limited(key, priority=priority)
+                span.set_status(trace.StatusCode.ERROR, str(err))
+            except Exception as err:
+                log.exception("pool reconcile crashed")
+                self.pool_queue.add_rate_limited(key, priority=priority)
+                span.set_status(trace.StatusCode.ERROR, type(err).__name__)
+            else:
+                self.pool_queue.forget(key)
+                if outcome.requeue_after is not None:
+                    self.pool_queue.add_after(key, outcome.requeue_after, priority=priority)
+            finally:
+                self.in_flight.pop(thread, None)
 
     def _process(self, key: str, priority: int) -> None:
         rid = uuid.uuid4().hex[:12]
@@ -449,6 +646,14 @@ class KernelController:
                 log.debug("reconciled", extra={"result": result})
                 context.reconcile_id.reset(rid_token)
                 context.kernel_key.reset(key_token)
+
+
+def _unwrap(obj: Obj | DeletedFinalStateUnknown) -> Obj:
+    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+
+
+def _key_of(obj: Obj | DeletedFinalStateUnknown) -> str:
+    return str(object_key(_unwrap(obj)))
 
 
 def _priority(low: bool) -> int:

@@ -34,19 +34,26 @@ from reconcilers.model import (
     controlled_by,
     meta,
     owner_reference,
+    pool_of,
+    pool_ref,
     secret_name,
     service_host,
 )
+from reconcilers.pooled import activated_for, idle_timeout, with_template
 from reconcilers.status import Readiness, failed_at, kernel_status, readiness
 
 
 @dataclass(frozen=True)
 class Observed:
-    """The cached objects named like the Kernel (owned by it or not)."""
+    """The cached objects named like the Kernel (owned by it or not), and for a Kernel that
+    names a pool, the pool and its idle standby Pods (the best candidate first)."""
 
     pod: Obj | None = None
     service: Obj | None = None
     pod_warnings: Sequence[Obj] = ()  # Warning Events of the Pod not re-issued yet
+    pool: Obj | None = None
+    standby: Sequence[Obj] = ()
+    surplus_pods: Sequence[Obj] = ()  # more Pods controlled by the Kernel (to delete)
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,17 @@ class Desired:
     events: tuple[EventSpec, ...] = ()
     became_ready_after: float | None = None  # seconds from creation, on the first Ready=True
     pod_warnings: tuple[Obj, ...] = ()  # to re-issue on the Kernel
+    # Warm pools: the pool named by the Kernel; standby Pods to try to claim, in order, before
+    # creating ``pod`` (a cold start); a claimed Pod to activate, with this key and idle
+    # timeout; where the kernel that became Ready came from ("pool" or "cold"); surplus Pods
+    # of the Kernel to delete, as (name, uid).
+    pool: str | None = None
+    claim: tuple[str, ...] = ()
+    activate: str | None = None
+    delete_pods: tuple[tuple[str, str], ...] = ()
+    activation_key: str = field(default="", repr=False)
+    idle_timeout: int = 0
+    ready_source: str = "cold"
 
 
 class InvalidKernel(ValueError):
@@ -219,16 +237,28 @@ def desired_state(
 
     ready = readiness(pod, container_name=name)
     desired_service = build_service(kernel, identity)
+    pool_name = pool_ref(kernel)
+    activate, ready = _activation(pod, identity, ready)
+    if pod is None and pool_name is not None and observed.pool is None:
+        missing = Readiness(
+            "False", "PoolNotFound", f"KernelPool {pool_name} does not exist in {namespace}"
+        )
+        return Desired(
+            identity=identity,
+            annotations=annotations,
+            service=desired_service,
+            status=status(identity, missing, None),
+            pool=pool_name,
+        )
     new_pod = new_secret = None
+    # A persisted identity has no key in secret mode ("" - it lives only in the Secret). The
+    # Secret is created only when missing (an existing one keeps its key), so a missing one
+    # gets a fresh key, never an empty one. A standby kernel is activated with that key.
+    key = identity.key or fresh.key
     if pod is None:
-        new_pod = build_pod(kernel, identity, settings)
-        if settings.key_mode is KeyMode.SECRET:
-            # A persisted identity has no key in secret mode ("" - it lives only in the
-            # Secret). The Secret is created only when missing (an existing one keeps its key),
-            # so a missing one gets a fresh key, never an empty one.
-            new_secret = build_secret(
-                kernel, identity if identity.key else replace(identity, key=fresh.key)
-            )
+        new_pod = build_pod(with_template(kernel, observed.pool), identity, settings)
+    if (pod is None or activate is not None) and settings.key_mode is KeyMode.SECRET:
+        new_secret = build_secret(kernel, replace(identity, key=key))
 
     # A Pod being deleted (a restart, `kubectl delete pod`) is replaced once it is gone: how
     # its kernel ended says nothing about the Kernel, which is neither culled nor failed.
@@ -266,6 +296,47 @@ def desired_state(
         requeue_after=requeue_after,
         events=tuple(events),
         pod_warnings=warnings if pod is not None else (),
+        pool=pool_name,
+        claim=_names(observed.standby) if pod is None and not _had_pod(kernel) else (),
+        activate=activate,
+        delete_pods=tuple(
+            (str(meta(p).get("name", "")), str(meta(p).get("uid", "")))
+            for p in observed.surplus_pods
+        ),
+        activation_key=key,
+        idle_timeout=idle_timeout(kernel, settings),
+        ready_source="pool" if pod is not None and pool_of(pod) is not None else "cold",
+    )
+
+
+def _had_pod(kernel: Obj) -> bool:
+    """Whether the Kernel's status ever showed a Pod: a Pod that dies is recreated cold, with
+    the same identity; only a new Kernel claims a standby Pod."""
+    return bool((kernel.get("status") or {}).get("phase"))
+
+
+def _names(objects: Sequence[Obj]) -> tuple[str, ...]:
+    return tuple(str(meta(o).get("name", "")) for o in objects)
+
+
+def _activation(
+    pod: Obj | None, identity: Identity, ready: Readiness
+) -> tuple[str | None, Readiness]:
+    """A claimed Pod whose standby kernel is not active for this Kernel yet: its name (to
+    activate), and the Kernel not Ready meanwhile."""
+    if pod is None or pool_of(pod) is None or activated_for(pod) == identity.kernel_id:
+        return None, ready
+    phase = (pod.get("status") or {}).get("phase")
+    if meta(pod).get("deletionTimestamp") or phase in ("Succeeded", "Failed"):
+        return None, ready  # nothing to activate any more: it is replaced (cold) once gone
+    name = str(meta(pod).get("name", ""))
+    if ready.status != "True":
+        return name, ready
+    return name, Readiness(
+        "False",
+        "Activating",
+        f"the kernel's Pod {name} was claimed from pool {pool_of(pod)} and is being given"
+        " this kernel's identity",
     )
 
 
@@ -300,12 +371,13 @@ def _transition_event(kernel: Obj, ready: Readiness) -> tuple[EventSpec, ...]:
 
 
 def _became_ready_after(kernel: Obj, ready: Readiness, now: datetime) -> float | None:
-    """Seconds from the Kernel's creation to now, when it turns Ready for the first time
-    (its stored status has never been ready: no readyReplicas and no running state)."""
+    """Seconds from the Kernel's creation to now, when it turns Ready (its stored status is
+    not); the applier counts only a Kernel's first time (a replaced Pod, or a readiness that
+    dropped and came back, is not a startup)."""
     if ready.status != "True":
         return None
     stored = kernel.get("status") or {}
-    if stored.get("readyReplicas") or (stored.get("containerState") or {}).get("running"):
+    if stored.get("readyReplicas"):
         return None
     created = meta(kernel).get("creationTimestamp")
     if not created:

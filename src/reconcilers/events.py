@@ -1,4 +1,5 @@
-"""Events on Kernels (``core/v1`` Events), so ``kubectl describe kernel`` tells the story.
+"""Events on Kernels and KernelPools (``core/v1`` Events), so ``kubectl describe kernel`` tells
+the story.
 
 Recording is asynchronous and best effort, as client-go's event broadcaster: ``record()``
 only updates an in-memory buffer and returns at once, so Events never slow a reconcile down;
@@ -40,7 +41,15 @@ from typing import Any, Protocol
 from cachetools import LRUCache
 
 from informers import ApiError, Forbidden, NotFound
-from reconcilers.model import API_VERSION, FIELD_MANAGER, KIND, Obj, meta
+from reconcilers.model import (
+    API_VERSION,
+    FIELD_MANAGER,
+    KIND,
+    POOL_API_VERSION,
+    POOL_KIND,
+    Obj,
+    meta,
+)
 from reconcilers.terminating import TerminatingNamespaces
 
 log = logging.getLogger(__name__)
@@ -50,7 +59,8 @@ BUFFER_SIZE = 10_000
 MAX_SERIES = 4096  # client-go's maxLruCacheEntries
 UPDATE_INTERVAL_SECONDS = 10.0
 
-SeriesKey = tuple[str, str, str, str, str, str]  # namespace, name, uid, type, reason, message
+# namespace, name, uid, type, reason, message, kind (of the involved object)
+SeriesKey = tuple[str, str, str, str, str, str, str]
 
 
 class EventWriter(Protocol):
@@ -126,14 +136,25 @@ class EventRecorder:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def record(self, kernel: Obj, *, type_: str, reason: str, message: str) -> None:
-        """Record one occurrence of an Event on ``kernel`` (written by the recorder thread)."""
+    def record(
+        self, kernel: Obj, *, type_: str, reason: str, message: str, kind: str = KIND
+    ) -> None:
+        """Record one occurrence of an Event on ``kernel`` (written by the recorder thread);
+        ``kind`` is the involved object's: a Kernel, or a KernelPool."""
         m = meta(kernel)
         namespace = m.get("namespace", "")
         if namespace in self._terminating:
             return
         message = message[:MAX_MESSAGE_CHARS]
-        key: SeriesKey = (namespace, m.get("name", ""), m.get("uid", ""), type_, reason, message)
+        key: SeriesKey = (
+            namespace,
+            m.get("name", ""),
+            m.get("uid", ""),
+            type_,
+            reason,
+            message,
+            kind,
+        )
         now = self._wall_clock().strftime("%Y-%m-%dT%H:%M:%SZ")
         with self._lock:
             series = self._find_locked(key)
@@ -223,7 +244,12 @@ class EventRecorder:
                 self._terminating.mark(namespace)
                 return
             log.warning(
-                "could not record event %s on kernel %s/%s: %s", key[4], namespace, key[1], err
+                "could not record event %s on %s %s/%s: %s",
+                key[4],
+                key[6].lower(),
+                namespace,
+                key[1],
+                err,
             )
             return
         with self._lock:
@@ -261,14 +287,14 @@ class EventRecorder:
             self.dropped += 1
 
     def _event(self, key: SeriesKey, series: _Series, *, count: int, last: str) -> dict[str, Any]:
-        namespace, name, uid, type_, reason, message = key
+        namespace, name, uid, type_, reason, message, kind = key
         return {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {"name": f"{name}.{secrets.token_hex(8)}", "namespace": namespace},
             "involvedObject": {
-                "apiVersion": API_VERSION,
-                "kind": KIND,
+                "apiVersion": POOL_API_VERSION if kind == POOL_KIND else API_VERSION,
+                "kind": kind,
                 "name": name,
                 "namespace": namespace,
                 "uid": uid,

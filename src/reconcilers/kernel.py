@@ -12,6 +12,7 @@ import secrets
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
@@ -20,11 +21,24 @@ from cachetools import TTLCache
 
 from reconcilers.apply import Applier
 from reconcilers.desired import Observed, desired_state
-from reconcilers.model import Fresh, Obj, ReconcileSettings, meta
+from reconcilers.model import (
+    KERNEL_ID_ANNOTATION,
+    NAME_LABEL,
+    Fresh,
+    Obj,
+    ReconcileSettings,
+    controlled_by,
+    meta,
+    pool_of,
+    pool_ref,
+)
 from reconcilers.outcome import DONE, Result
+from reconcilers.pooled import activated_for, idle_candidates
 
 REISSUE_MEMORY_SECONDS = 2 * 3600.0
 INVOLVED_INDEX = "involved-object"
+KERNEL_POD_INDEX = "kernel-name"
+POOL_INDEX = "kernel-pool"
 
 
 class Lookup(Protocol):
@@ -43,6 +57,65 @@ def involved_object_index(event: Obj) -> list[str]:
     namespace = involved.get("namespace") or meta(event).get("namespace") or ""
     name = involved.get("name") or ""
     return [f"{namespace}/{name}"] if name else []
+
+
+def kernel_pod_index(pod: Obj) -> list[str]:
+    """Index function for Pods: ``namespace/name`` of the Kernel they are labelled for (a
+    Pod claimed from a pool has its own name, not the Kernel's)."""
+    m = meta(pod)
+    name = (m.get("labels") or {}).get(NAME_LABEL)
+    return [f"{m.get('namespace', '')}/{name}"] if name else []
+
+
+def pool_index(pod: Obj) -> list[str]:
+    """Index function for Pods: ``namespace/pool`` of the warm pool that started them."""
+    m = meta(pod)
+    name = pool_of(pod)
+    return [f"{m.get('namespace', '')}/{name}"] if name else []
+
+
+def choose_pod(
+    kernel: Obj, named: Obj | None, labelled: Sequence[Obj]
+) -> tuple[Obj | None, tuple[Obj, ...]]:
+    """The Kernel's Pod, and the surplus ones it controls (to delete).
+
+    ``named`` is the Pod named like the Kernel (its own cold Pod, or a stranger's: then it is
+    returned as is, for the name conflict to be reported); ``labelled`` are the Pods labelled
+    for it. Of those it controls, one not being deleted wins over one being deleted, a
+    running kernel (cold, or activated for it) over a claimed one still to activate, then
+    the oldest. Two can exist only after a claim raced a failover; the others are surplus.
+    """
+    if named is not None and not controlled_by(named, kernel):
+        return named, ()
+    owned = {str(meta(p).get("uid")): p for p in labelled if controlled_by(p, kernel)}
+    if named is not None:
+        owned[str(meta(named).get("uid"))] = named
+    if not owned:
+        return None, ()
+    kernel_id = (meta(kernel).get("annotations") or {}).get(KERNEL_ID_ANNOTATION)
+
+    def rank(pod: Obj) -> tuple[bool, bool, str, str]:
+        m = meta(pod)
+        running = pool_of(pod) is None or activated_for(pod) == kernel_id
+        return (
+            bool(m.get("deletionTimestamp")),
+            not running,
+            str(m.get("creationTimestamp") or ""),
+            str(m.get("name") or ""),
+        )
+
+    ranked = sorted(owned.values(), key=rank)
+    surplus = tuple(p for p in ranked[1:] if not meta(p).get("deletionTimestamp"))
+    return ranked[0], surplus
+
+
+def spread(candidates: Sequence[Obj], kernel: Obj) -> tuple[Obj, ...]:
+    """``candidates`` rotated by a hash of the Kernel's uid: Kernels created together try
+    different standby Pods first instead of all racing for the oldest."""
+    if not candidates:
+        return ()
+    start = zlib.crc32(str(meta(kernel).get("uid", "")).encode()) % len(candidates)
+    return (*candidates[start:], *candidates[:start])
 
 
 def new_fresh() -> Fresh:
@@ -80,7 +153,7 @@ class KernelReconciler:
         self,
         *,
         kernels: Lookup,
-        pods: Lookup,
+        pods: IndexedLookup,
         services: Lookup,
         warnings: IndexedLookup | None,
         applier: Applier,
@@ -88,8 +161,12 @@ class KernelReconciler:
         reissued: ReissueLog,
         fresh: Callable[[], Fresh] = new_fresh,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        pools: Lookup | None = None,
+        pool_pods: IndexedLookup | None = None,
     ) -> None:
         self._kernels = kernels
+        self._pools = pools
+        self._pool_pods = pool_pods
         self._pods = pods
         self._services = services
         self._warnings = warnings
@@ -103,11 +180,24 @@ class KernelReconciler:
         kernel = self._kernels.get(key)
         if kernel is None or meta(kernel).get("deletionTimestamp"):
             return DONE  # gone or going: the garbage collector removes the children
-        pod = self._pods.get(key)
+        pod, surplus = choose_pod(
+            kernel, self._pods.get(key), self._pods.by_index(KERNEL_POD_INDEX, key)
+        )
+        pool = standby = None
+        pool_name = pool_ref(kernel)
+        if pool_name is not None and self._pools is not None:
+            pool_key = f"{meta(kernel).get('namespace', '')}/{pool_name}"
+            pool = self._pools.get(pool_key)
+            if pool is not None and pod is None and self._pool_pods is not None:
+                pods = self._pool_pods.by_index(POOL_INDEX, pool_key)
+                standby = spread(idle_candidates(pool, pods), kernel)
         observed = Observed(
             pod=pod,
             service=self._services.get(key),
             pod_warnings=self._pending_warnings(key, pod),
+            pool=pool,
+            standby=standby or (),
+            surplus_pods=surplus,
         )
         desired = desired_state(
             kernel=kernel,

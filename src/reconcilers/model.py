@@ -18,8 +18,16 @@ API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "Kernel"
 PLURAL = "kernels"
 
+POOL_KIND = "KernelPool"
+POOL_PLURAL = "kernelpools"
+POOL_VERSION = "v1alpha1"
+POOL_API_VERSION = f"{GROUP}/{POOL_VERSION}"
+
 FIELD_MANAGER = "kernel-controller"
 NAME_LABEL = "jupyter.org/kernel-name"
+POOL_LABEL = "jupyter.org/kernel-pool"  # on every Pod a pool started, claimed or not
+# On a claimed Pod once its standby kernel is activated: the kernel id it now serves.
+ACTIVATED_ANNOTATION = "jupyter.org/activated-for"
 KERNEL_ID_ANNOTATION = "jupyter.org/kernel-id"
 CONNECTION_INFO_ANNOTATION = "jupyter.org/kernel-connection-info"
 SECRET_SUFFIX = "-connection"  # noqa: S105 - a name, not a secret
@@ -28,6 +36,10 @@ SECRET_KEY_FIELD = "key"  # noqa: S105 - a name, not a secret
 ENV_KERNEL_ID = "KERNEL_ID"
 ENV_KERNEL_KEY = "KERNEL_KEY"
 ENV_IDLE_TIMEOUT = "KERNEL_IDLE_TIMEOUT"
+ENV_ACTIVATION_PORT = "KERNEL_ACTIVATION_PORT"
+ENV_ACTIVATION_TOKEN = "KERNEL_ACTIVATION_TOKEN"  # noqa: S105 - a variable's name
+ACTIVATION_TOKEN_FIELD = "token"  # noqa: S105 - a Secret's key, not a secret
+DEFAULT_ACTIVATION_PORT = 52400
 
 Obj = Mapping[str, Any]
 
@@ -79,6 +91,7 @@ class ReconcileSettings:
     default_idle_timeout: int = 0
     failed_kernel_ttl: float = 3600.0
     reissue_pod_events: bool = True
+    activation_port: int = DEFAULT_ACTIVATION_PORT
 
 
 @dataclass(frozen=True)
@@ -139,6 +152,23 @@ def service_host(*, name: str, namespace: str, cluster_domain: str) -> str:
 
 def secret_name(kernel_name: str) -> str:
     return f"{kernel_name}{SECRET_SUFFIX}"
+
+
+def activation_secret_name(pod_name: str) -> str:
+    return f"{pod_name}-activation"
+
+
+def pool_ref(kernel: Obj) -> str | None:
+    """The KernelPool a Kernel names in ``spec.poolRef``, if any."""
+    ref = (kernel.get("spec") or {}).get("poolRef") or {}
+    name = ref.get("name") if isinstance(ref, Mapping) else None
+    return str(name) if name else None
+
+
+def pool_of(pod: Obj) -> str | None:
+    """The pool that started a Pod (its ``jupyter.org/kernel-pool`` label), if any."""
+    name = (meta(pod).get("labels") or {}).get(POOL_LABEL)
+    return str(name) if name else None
 
 
 def meta(obj: Obj) -> Obj:

@@ -22,6 +22,7 @@ _POD_META = (
     "deletionTimestamp",
 )
 _POD_STATUS = ("phase", "conditions", "podIP", "reason", "message", "startTime")
+_POD_ANNOTATIONS = frozenset({"jupyter.org/activated-for"})  # the only ones read
 _CONTAINER_STATUS = ("name", "state", "ready", "restartCount", "started")
 _EVENT_KEEP = ("involvedObject", "reason", "message", "type", "count", "lastTimestamp")
 
@@ -53,10 +54,14 @@ def strip_pod(pod: Raw) -> Raw:
         kept_status["containerStatuses"] = [
             {k: c[k] for k in _CONTAINER_STATUS if k in c} for c in status["containerStatuses"]
         ]
+    kept_meta: Raw = {k: metadata[k] for k in _POD_META if k in metadata}
+    ours = {k: v for k, v in (metadata.get("annotations") or {}).items() if k in _POD_ANNOTATIONS}
+    if ours:
+        kept_meta["annotations"] = ours
     return {
         "apiVersion": pod.get("apiVersion", "v1"),
         "kind": pod.get("kind", "Pod"),
-        "metadata": {k: metadata[k] for k in _POD_META if k in metadata},
+        "metadata": kept_meta,
         "status": kept_status,
     }
 
@@ -104,3 +109,8 @@ def strip_namespace(namespace: Raw) -> Raw:
         },
         "status": {"phase": (namespace.get("status") or {}).get("phase", "")},
     }
+
+
+def strip_pool(pool: Raw) -> Raw:
+    """Keep what the pool controller reads: identity, spec and status (no managedFields)."""
+    return strip_kernel(pool)

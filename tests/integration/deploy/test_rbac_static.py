@@ -107,23 +107,50 @@ def keyword(call: ast.Call, name: str) -> ast.expr | None:
     return next((k.value for k in call.keywords if k.arg == name), None)
 
 
-ClientFields = dict[str, tuple[str, str]]  # Clients field -> (group, plural)
+ClientFields = dict[str, tuple[str, str]]  # constructor keyword -> (group, plural)
+# Constructors in controller.py handed ResourceClients, and the module whose calls on them
+# (``self.<attribute>...``) are followed.
+CONSUMERS = ("Clients", "PoolClaims", "PoolClients")
 
 
-def controller_clients() -> tuple[ClientFields, tuple[str, str], set[Rule]]:
-    """From ``controller.py``: the applier's clients by field, the event recorder's resource,
-    and list/watch on every resource an informer is made for."""
+def client_variables(tree: ast.AST) -> dict[str, ast.Call]:
+    """Local names bound to ``ResourceClient(...)`` (``a = RC(..)``, ``a, b = RC(..), RC(..)``)."""
+    found: dict[str, ast.Call] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+            continue
+        target, value = node.targets[0], node.value
+        pairs = (
+            zip(target.elts, value.elts, strict=True)
+            if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple)
+            else [(target, value)]
+        )
+        for name, call in pairs:
+            if (
+                isinstance(name, ast.Name)
+                and isinstance(call, ast.Call)
+                and name_of(call.func) == "ResourceClient"
+            ):
+                found[name.id] = call
+    return found
+
+
+def controller_clients() -> tuple[dict[str, ClientFields], tuple[str, str], set[Rule]]:
+    """From ``controller.py``: the clients each consumer (``Clients``, ``PoolClaims``,
+    ``PoolClients``) gets, by keyword; the event recorder's resource; and list/watch on
+    every resource an informer is made for."""
     for path in sorted(SRC.rglob("*.py")):  # no ResourceClient is made anywhere else
         relative = str(path.relative_to(SRC))
         if relative.startswith(("informers/", "kernel_provisioner/")):
             continue  # generic, or a client with its own RBAC (test_provisioner_rbac_static)
-        if relative == "reconcilers/controller.py":
+        if relative in ("reconcilers/controller.py", ACTIVATION_KEY_MODULE):
             continue
         assert not resource_clients(parse(relative)), f"{relative} creates a ResourceClient"
     controller = parse("reconcilers/controller.py")
     module = importlib.import_module("reconcilers.controller")
-    accounted: set[int] = set()
-    fields: ClientFields = {}
+    variables = client_variables(controller)
+    accounted: set[int] = {id(c) for c in variables.values()}
+    consumers: dict[str, ClientFields] = {}
     recorder: tuple[str, str] | None = None
     informer_factories = 0
     for call in calls(controller):
@@ -132,19 +159,24 @@ def controller_clients() -> tuple[ClientFields, tuple[str, str], set[Rule]]:
             assert isinstance(lister, ast.Call) and name_of(lister.func) == "ResourceClient"
             accounted.add(id(lister))
             informer_factories += 1
-        elif name_of(call.func) == "Clients":
+        elif name_of(call.func) in CONSUMERS:
+            fields = consumers.setdefault(name_of(call.func), {})
             for kw in call.keywords:
-                assert isinstance(kw.value, ast.Call) and name_of(kw.value.func) == "ResourceClient"
+                value = kw.value
+                if isinstance(value, ast.Name) and value.id in variables:
+                    value = variables[value.id]
+                if not (isinstance(value, ast.Call) and name_of(value.func) == "ResourceClient"):
+                    continue  # not a client (an activator, a key, ...)
                 assert kw.arg is not None
-                fields[kw.arg] = resource_of(kw.value)
-                accounted.add(id(kw.value))
+                fields[kw.arg] = resource_of(value)
+                accounted.add(id(value))
         elif name_of(call.func) == "EventRecorder":
             (events_client,) = call.args
             assert isinstance(events_client, ast.Call)
             recorder = resource_of(events_client)
             accounted.add(id(events_client))
     assert informer_factories == 1, "one informer factory, called per resource"
-    assert fields and recorder is not None
+    assert set(consumers) == set(CONSUMERS) and recorder is not None
     unknown = [ast.unparse(c) for c in resource_clients(controller) if id(c) not in accounted]
     assert not unknown, f"ResourceClients the derivation does not follow: {unknown}"
 
@@ -157,7 +189,27 @@ def controller_clients() -> tuple[ClientFields, tuple[str, str], set[Rule]]:
             assert isinstance(constant, ast.Name)
             resource = getattr(module, constant.id)
             watched |= {(resource.group, resource.plural, v) for v in ("list", "watch")}
-    return fields, recorder, watched
+    return consumers, recorder, watched
+
+
+ACTIVATION_KEY_MODULE = "kernel_controller/pools.py"
+
+
+def activation_key_rules() -> set[Rule]:
+    """What ``kernel_controller/pools.py`` sends on its one ``ResourceClient`` (the activation
+    key's Secret in the controller's namespace): every ``client.<method>(...)``."""
+    tree = parse(ACTIVATION_KEY_MODULE)
+    (made,) = resource_clients(tree)
+    constant = made.args[1]
+    assert isinstance(constant, ast.Name)
+    resource = getattr(importlib.import_module("kernel_controller.pools"), constant.id)
+    rules: set[Rule] = set()
+    for call in calls(tree):
+        func = call.func
+        if isinstance(func, ast.Attribute) and name_of(func.value) == "client":
+            assert func.attr in CLIENT_METHODS, ast.unparse(call)
+            rules.add((resource.group, resource.plural, func.attr))
+    return rules
 
 
 def lease_rules() -> set[Rule]:
@@ -185,21 +237,35 @@ def lease_rules() -> set[Rule]:
     return rules
 
 
-def derived_rules() -> set[Rule]:
-    """Every (group, resource, verb) the controller's code can send."""
-    fields, recorder, rules = controller_clients()
-    for field, method, call in attribute_calls(parse("reconcilers/apply.py"), owner="_c"):
+def followed(
+    relative: str, owner: str, fields: ClientFields, *, attribute: str | None = None
+) -> set[Rule]:
+    """Rules of ``self.<owner>.<field>.<method>(...)`` in ``relative`` (``attribute``: the
+    field when the owner is the client itself, ``self.<owner>.<method>(...)``)."""
+    rules: set[Rule] = set()
+    for field, method, call in attribute_calls(parse(relative), owner=owner):
         assert method in CLIENT_METHODS, ast.unparse(call)
-        group, plural = fields[field]
+        group, plural = fields[attribute if attribute is not None else field]
         sub = keyword(call, "subresource")
         if sub is not None:
             assert isinstance(sub, ast.Constant) and isinstance(sub.value, str)
             plural = f"{plural}/{sub.value}"
         rules.add((group, plural, method))
+    return rules
+
+
+def derived_rules() -> set[Rule]:
+    """Every (group, resource, verb) the controller's code can send."""
+    consumers, recorder, rules = controller_clients()
+    rules |= followed("reconcilers/apply.py", "_c", consumers["Clients"])
+    rules |= followed("reconcilers/pool.py", "_c", consumers["PoolClients"])
+    claims = consumers["PoolClaims"]
+    for owner in ("pods", "secrets"):
+        rules |= followed("reconcilers/claim.py", f"_{owner}", claims, attribute=owner)
     for field, method, call in attribute_calls(parse("reconcilers/events.py"), owner="_events"):
         assert field == "" and method in CLIENT_METHODS, ast.unparse(call)
         rules.add((*recorder, method))
-    return rules | lease_rules()
+    return rules | lease_rules() | activation_key_rules()
 
 
 EXPECTED: set[Rule] = {
@@ -208,14 +274,22 @@ EXPECTED: set[Rule] = {
     ("jupyter.org", "kernels", "patch"),
     ("jupyter.org", "kernels", "delete"),
     ("jupyter.org", "kernels/status", "patch"),
+    ("jupyter.org", "kernelpools", "list"),
+    ("jupyter.org", "kernelpools", "watch"),
+    ("jupyter.org", "kernelpools/status", "patch"),
     ("", "pods", "list"),
     ("", "pods", "watch"),
     ("", "pods", "create"),
+    ("", "pods", "get"),
+    ("", "pods", "patch"),
+    ("", "pods", "delete"),
     ("", "services", "list"),
     ("", "services", "watch"),
     ("", "services", "create"),
     ("", "services", "patch"),
     ("", "secrets", "create"),
+    ("", "secrets", "patch"),
+    ("", "secrets", "get"),  # the activation key only (a Role with resourceNames)
     ("", "events", "list"),
     ("", "events", "watch"),
     ("", "events", "create"),
@@ -229,6 +303,7 @@ EXPECTED: set[Rule] = {
 
 
 CLUSTER_WIDE_ONLY: set[Rule] = {("", "namespaces", "list"), ("", "namespaces", "watch")}
+ACTIVATION_SECRET = "kernel-controller-activation"
 
 
 def controller_roles(docs: list[Doc]) -> list[Doc]:
@@ -255,17 +330,34 @@ def test_config_rbac_grants_exactly_what_the_code_calls() -> None:
     roles = controller_roles(docs)
     assert sorted((r["kind"], r["metadata"]["name"]) for r in roles) == [
         ("ClusterRole", "kernel-controller"),
+        ("Role", "kernel-controller-activation-key"),
         ("Role", "kernel-controller-leader-election"),
     ]
-    granted = rules_of(roles)
+    granted = rules_of(roles, named=True)
     derived = derived_rules()
     assert granted == derived, (
         f"granted but never called:\n{table(granted - derived)}\n"
         f"called but not granted:\n{table(derived - granted)}"
     )
+    by_name = {r["metadata"]["name"]: r for r in roles}
     leases = {r for r in derived if r[1] == "leases"}
-    leader_role = next(r for r in roles if r["kind"] == "Role")
-    assert rules_of([leader_role]) == leases  # the Lease only in the controller's namespace
+    # the Lease only in the controller's namespace
+    assert rules_of([by_name["kernel-controller-leader-election"]]) == leases
+    # no Secret is read anywhere but the activation key, in the controller's namespace
+    assert ("", "secrets", "get") not in rules_of([by_name["kernel-controller"]])
+    assert_only_the_activation_key(by_name["kernel-controller-activation-key"])
+
+
+def assert_only_the_activation_key(role: Doc) -> None:
+    assert role["kind"] == "Role"
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": [ACTIVATION_SECRET],
+            "verbs": ["get"],
+        }
+    ]
 
 
 def test_the_namespaced_overlay_grants_exactly_what_the_code_calls(tmp_path: Path) -> None:
@@ -276,7 +368,10 @@ def test_the_namespaced_overlay_grants_exactly_what_the_code_calls(tmp_path: Pat
     roles = controller_roles(docs)
     assert {r["kind"] for r in roles} == {"Role"}
     # --namespaces: no Namespace informer (a Role cannot grant a cluster-scoped resource)
-    assert rules_of(roles) == derived_rules() - CLUSTER_WIDE_ONLY
+    assert rules_of(roles, named=True) == derived_rules() - CLUSTER_WIDE_ONLY
+    key_role = next(r for r in roles if r["metadata"]["name"] == "kernel-controller-activation-key")
+    assert_only_the_activation_key(key_role)
+    assert key_role["metadata"]["namespace"] == "team-a"
 
 
 def test_user_roles_are_not_bound_to_the_controller() -> None:

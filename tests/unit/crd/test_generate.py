@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from crd import generate
-from crd.generate import SchemaConverter, SchemaError, build_crd, render
+from crd.generate import SchemaConverter, SchemaError, build_crd, build_pool_crd, render
 
 REF = "#/components/schemas/"
 
@@ -260,7 +260,9 @@ def test_main_writes_the_file_and_stdout(
     assert generate.main(["--kubeconfig", "kc", "--output", "-"]) == 0
 
     assert output.read_text() == render(build_crd(openapi()))
-    assert capsys.readouterr().out == output.read_text()
+    pools = output.with_name("jupyter.org_kernelpools.yaml")  # beside it by default
+    assert pools.read_text() == render(build_pool_crd(openapi()))
+    assert capsys.readouterr().out == f"{output.read_text()}---\n{pools.read_text()}"
 
 
 def test_main_reports_a_bad_document_with_exit_code_1(

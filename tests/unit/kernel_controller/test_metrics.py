@@ -260,8 +260,12 @@ def test_kernel_domain_metrics(registry: CollectorRegistry, metrics: ControllerM
     hooks.kernel_created("team-b")
     hooks.kernel_create_failed("team-b")
     hooks.kernel_culled("team-a")
-    hooks.kernel_ready("team-a", 42.0)
-    hooks.kernel_ready("team-b", 0.4)
+    hooks.kernel_ready("team-a", 42.0, "cold")
+    hooks.kernel_ready("team-b", 0.4, "cold")
+    hooks.kernel_ready("team-b", 0.2, "pool")
+    hooks.pool_claim("hit")
+    hooks.pool_claim("miss")
+    hooks.pool_claim("hit")
     got = scrape(registry)
     assert got.value("kernel_create_total", namespace="team-a") == 2
     assert got.value("kernel_create_total", namespace="team-b") == 1
@@ -270,11 +274,25 @@ def test_kernel_domain_metrics(registry: CollectorRegistry, metrics: ControllerM
     assert got.value("kernel_culling_total", namespace="team-a") == 1
     assert got.value("last_kernel_culling_timestamp_seconds", namespace="team-a") == WALL
     assert got.types["kernel_startup_seconds"] == "histogram"
-    assert got.value("kernel_startup_seconds_count") == 2
-    assert got.value("kernel_startup_seconds_sum") == pytest.approx(42.4)
-    buckets = got.buckets("kernel_startup_seconds")
+    assert got.value("kernel_startup_seconds_count", source="cold") == 2
+    assert got.value("kernel_startup_seconds_sum", source="cold") == pytest.approx(42.4)
+    buckets = got.buckets("kernel_startup_seconds", source="cold")
     assert sorted(buckets) == [*map(float, KERNEL_STARTUP_BUCKETS), math.inf]
-    assert (buckets[1.0], buckets[30.0], buckets[45.0], buckets[600.0]) == (1, 1, 2, 2)
+    assert (buckets[0.25], buckets[0.5], buckets[30.0], buckets[45.0]) == (0, 1, 1, 2)
+    pooled = got.buckets("kernel_startup_seconds", source="pool")
+    assert (pooled[0.1], pooled[0.25], pooled[600.0]) == (0, 1, 1)
+    assert got.value("kernel_pool_claims_total", result="hit") == 2
+    assert got.value("kernel_pool_claims_total", result="miss") == 1
+
+
+def test_pool_series_exist_before_any_pool(
+    registry: CollectorRegistry, metrics: ControllerMetrics
+) -> None:
+    got = scrape(registry)
+    assert got.value("kernel_pool_claims_total", result="hit") == 0
+    assert got.value("kernel_pool_claims_total", result="miss") == 0
+    assert got.value("kernel_startup_seconds_count", source="pool") == 0
+    assert got.value("kernel_startup_seconds_count", source="cold") == 0
 
 
 @dataclass
@@ -319,8 +337,17 @@ def test_cache_collector_counts_kernels_by_phase_and_informer_health(
         ],
     )
     pods = FakeInformer(objects=[{}, {}], per_namespace_stats=[Stats(relists=4)])
-    metrics.watch_caches(kernels=kernels, informers={"kernels": kernels, "pods": pods}, queues=[])
+    idle = {("a", "small"): 3, ("b", "gpu"): 0}
+    metrics.watch_caches(
+        kernels=kernels,
+        informers={"kernels": kernels, "pods": pods},
+        queues=[],
+        pool_idle=lambda: dict(idle),
+    )
     got = scrape(registry)
+    assert got.types["kernel_pool_idle"] == "gauge"
+    assert got.value("kernel_pool_idle", namespace="a", pool="small") == 3
+    assert got.value("kernel_pool_idle", namespace="b", pool="gpu") == 0
     assert got.types["kernel_running"] == "gauge"
     assert got.types["kernels"] == "gauge"
     assert got.series("kernel_running") == {
@@ -347,7 +374,11 @@ def test_cache_collector_counts_kernels_by_phase_and_informer_health(
     # Read again at the next scrape: the cache moved, so do the values.
     kernels.objects[2] = kernel("a", "k3", "Running")
     del kernels.objects[5]
+    idle[("a", "small")] = 1
+    del idle[("b", "gpu")]
     got = scrape(registry)
+    assert got.value("kernel_pool_idle", namespace="a", pool="small") == 1
+    assert not got.has("kernel_pool_idle", namespace="b", pool="gpu")
     assert got.value("kernel_running", namespace="a") == 3
     assert got.value("kernels", namespace="a", phase="Pending") == 1
     assert not got.has("kernel_running", namespace="b")
@@ -379,7 +410,7 @@ def test_own_registry_only_and_bounded_label_names(
     got = scrape(registry)
     label_names = {name for (_, lbl) in got.samples for name, _ in lbl}
     allowed = {"controller", "result", "name", "code", "method", "host", "verb"}
-    assert label_names <= allowed | {"namespace", "phase", "informer", "le"}
+    assert label_names <= allowed | {"namespace", "phase", "informer", "le", "source"}
     expected = {
         "controller_runtime_reconcile",
         "controller_runtime_reconcile_errors",
@@ -403,6 +434,8 @@ def test_own_registry_only_and_bounded_label_names(
         "kernel_culling",
         "last_kernel_culling_timestamp_seconds",
         "kernel_startup_seconds",
+        "kernel_pool_claims",
+        "kernel_pool_idle",
         "informer_objects",
         "informer_relists",
         "informer_watch_restarts",

@@ -8,6 +8,7 @@ import logging
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
 
@@ -398,3 +399,63 @@ def test_first_exit_reason_wins() -> None:
     assert exits.record(li.ExitReason.IDLE)
     assert not exits.record(li.ExitReason.CRASHED)
     assert exits.reason is li.ExitReason.IDLE
+
+
+STANDBY = li.StandbySettings(ip="127.0.0.9", port=52400, token="t0ken")
+GOOD = {
+    "kernel_id": "k-1",
+    "key": "s3cret",
+    "ports": {"shell": 1, "iopub": 2, "stdin": 3, "hb": 4, "control": 5},
+    "idle_timeout": 60,
+}
+
+
+def test_parse_activation() -> None:
+    settings = li.parse_activation(json.dumps(GOOD).encode(), STANDBY)
+
+    assert (settings.kernel_id, settings.key, settings.ip) == ("k-1", "s3cret", "127.0.0.9")
+    assert settings.ports == GOOD["ports"]
+    assert settings.idle_timeout == 60.0
+    assert "s3cret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"not json", "not JSON"),
+        (b"[]", "not a JSON object"),
+        (json.dumps({**GOOD, "key": ""}).encode(), "a kernel_id and a key"),
+        (json.dumps({**GOOD, "ports": {"shell": 1}}).encode(), "iopub port"),
+        (json.dumps({**GOOD, "idle_timeout": -1}).encode(), "idle_timeout"),
+    ],
+    ids=["not-json", "not-object", "no-key", "missing-port", "negative-idle"],
+)
+def test_parse_activation_rejects(body: bytes, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        li.parse_activation(body, STANDBY)
+
+
+@pytest.mark.parametrize(
+    ("header", "ok"),
+    [("Bearer t0ken", True), ("Bearer t0ke", False), ("Basic t0ken", False), (None, False)],
+    ids=["right", "wrong", "other-scheme", "absent"],
+)
+def test_authorized(header: str | None, ok: bool) -> None:
+    assert li.authorized(header, "t0ken") is ok
+
+
+def test_activation_accepts_one_identity_only() -> None:
+    activation = li.Activation()
+    first = li.parse_activation(json.dumps(GOOD).encode(), STANDBY)
+    other = li.parse_activation(json.dumps({**GOOD, "kernel_id": "k-2"}).encode(), STANDBY)
+    answers: list[tuple[int, dict[str, object]]] = []
+    waiter = threading.Thread(target=lambda: answers.append(activation.offer(first, 5.0)))
+    waiter.start()
+    assert activation.wait_request() == first
+    assert activation.offer(other, 0.1)[0] == 409
+    activation.listening(first.ports)
+    waiter.join(5.0)
+
+    assert answers == [(200, {"ports": dict(first.ports)})]
+    assert activation.offer(first, 0.1) == (200, {"ports": dict(first.ports)})
+    assert activation.state == "active"

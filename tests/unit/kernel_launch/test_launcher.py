@@ -16,6 +16,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -374,3 +376,72 @@ def test_a_working_dir_that_cannot_be_entered_fails_at_start(
     kernel = start_kernel(KERNEL_WORKING_DIR=str(tmp_path / "missing"))
     assert kernel.wait() == 1
     assert "cannot enter KERNEL_WORKING_DIR" in kernel.output()
+
+
+def activate(
+    port: int, token: str, body: dict[str, Any], *, host: str = "127.0.0.1"
+) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        f"http://{host}:{port}/activate",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp:  # noqa: S310
+            return int(resp.status), json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return int(err.code), json.loads(err.read())
+
+
+def test_a_standby_kernel_binds_nothing_until_activated_then_serves_its_identity(
+    start_kernel: Any,
+) -> None:
+    port, token = free_port(), f"token-{uuid.uuid4()}"
+    kernel = start_kernel(
+        KERNEL_ACTIVATION_PORT=str(port), KERNEL_ACTIVATION_TOKEN=token, KERNEL_ID=""
+    )
+    eventually(
+        lambda: "waiting for an activation" in kernel.output(),
+        timeout=START_TIMEOUT,
+        message="standby never ready",
+    )
+    ports = {name: free_port() for name in PORT_NAMES}
+    identity = {
+        "kernel_id": str(uuid.uuid4()),
+        "key": f"key-{uuid.uuid4()}",
+        "ports": ports,
+        "idle_timeout": 0,
+    }
+    with socket.socket() as probe:  # no kernel port is bound in standby
+        assert probe.connect_ex(("127.0.0.1", ports["shell"])) != 0
+
+    assert activate(port, "wrong-token", identity)[0] == 401
+    status, answer = activate(port, token, identity)
+    assert (status, answer) == (200, {"ports": ports})
+    assert activate(port, token, identity) == (200, {"ports": ports})  # a retry: same answer
+    other = {**identity, "kernel_id": str(uuid.uuid4())}
+    assert activate(port, token, other)[0] == 409  # never a second kernel
+
+    kernel.env["KERNEL_KEY"] = identity["key"]
+    with kernel.client() as kc:
+        assert execute(kc, "1+1")["result"] == "2"
+    output = kernel.output()
+    assert identity["key"] not in output and token not in output
+    assert "bad token" in output
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"KERNEL_ACTIVATION_PORT": "0", "KERNEL_ACTIVATION_TOKEN": "t"}, "fixed port"),
+        ({"KERNEL_ACTIVATION_PORT": "52400"}, "KERNEL_ACTIVATION_TOKEN is not"),
+    ],
+    ids=["port-zero", "no-token"],
+)
+def test_a_standby_without_what_it_needs_is_a_usage_error(
+    start_kernel: Any, env: dict[str, str], message: str
+) -> None:
+    kernel = start_kernel(**env)
+    assert kernel.wait() == 2
+    assert message in kernel.output()
