@@ -134,11 +134,14 @@ def rules_of(roles: Iterable[Doc], *, named: bool = False) -> set[Rule]:
 
 def without_rule(docs: list[Doc], *, resource: str, verb: str) -> list[Doc]:
     """``docs`` with ``verb`` on ``resource`` removed from every Role and ClusterRole (a rule
-    left without verbs is dropped); fails if nothing was removed."""
+    left without verbs is dropped) except the roles aggregated into the built-in user roles,
+    which bind no service account; fails if nothing was removed."""
     removed = 0
     out: list[Doc] = []
     for doc in docs:
-        if doc["kind"] not in ("Role", "ClusterRole"):
+        labels = doc["metadata"].get("labels") or {}
+        aggregated = any(k.startswith("rbac.authorization.k8s.io/aggregate-to-") for k in labels)
+        if doc["kind"] not in ("Role", "ClusterRole") or aggregated:
             out.append(doc)
             continue
         rules = []

@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     spec.add_argument("--language", default="python", help="kernel language (python)")
     spec.add_argument("--image", help="the kernel container's image (else KERNEL_IMAGE at launch)")
     spec.add_argument(
+        "--pool",
+        help="a KernelPool of the namespace to claim warm kernels from (else KERNEL_POOL)",
+    )
+    spec.add_argument(
         "--namespace", help="namespace of the Kernels (else KERNEL_NAMESPACE, the Pod's, default)"
     )
     spec.add_argument(
@@ -77,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config: dict[str, Any] = {
         "image": args.image,
+        "pool": args.pool,
         "namespace": args.namespace,
         "connect_via": args.connect_via,
         "idle_timeout": args.idle_timeout,

@@ -48,6 +48,7 @@ from reconcilers.model import GROUP, NAME_LABEL, PLURAL, VERSION, meta
 
 KERNELS = Resource(GROUP, VERSION, PLURAL)
 PODS = Resource("", "v1", "pods")
+KERNEL_INDEX = "kernel-name"
 SECRETS = Resource("", "v1", "secrets")
 USER_AGENT = "kernel-controller-provisioner/0.1"
 POOL_SIZE = 16  # two watches per namespace and the launches' and shutdowns' requests
@@ -95,18 +96,22 @@ class NamespaceWatch:
         self._lock = threading.Lock()
         self._subscriptions: dict[str, set[Subscription]] = {}  # guarded by _lock
 
-        def informer(resource: Resource) -> SharedInformer:
+        def informer(
+            resource: Resource, indexers: dict[str, Callable[[Obj], list[str]]] | None = None
+        ) -> SharedInformer:
             return SharedInformer(
                 name=f"provisioner-{resource.plural}-{namespace}",
                 lister_watcher=ResourceClient(
                     rest, resource, namespace=namespace, label_selector=SELECTOR
                 ),
                 transform=_slim,
+                indexers=indexers,
                 daemon=True,
             )
 
         self.kernels = informer(KERNELS)
-        self.pods = informer(PODS)
+        # A Kernel's Pod is found by its label: one claimed from a warm pool has its own name.
+        self.pods = informer(PODS, {KERNEL_INDEX: _pod_kernel_index})
         for inf, name_of in ((self.kernels, _kernel_name), (self.pods, _pod_kernel_name)):
             inf.add_event_handler(self._handler(name_of))
         self.kernels.start()
@@ -125,8 +130,10 @@ class NamespaceWatch:
     def kernel(self, name: str) -> Obj | None:
         return self.kernels.indexer.get(f"{self.namespace}/{name}")
 
-    def pod(self, name: str) -> Obj | None:
-        return self.pods.indexer.get(f"{self.namespace}/{name}")
+    def kernel_pods(self, name: str) -> list[Obj]:
+        """The Pods of Kernel ``name``, newest first (two while one replaces another)."""
+        found = self.pods.indexer.by_index(KERNEL_INDEX, name)
+        return sorted(found, key=_created, reverse=True)
 
     @contextlib.contextmanager
     def subscribe(self, name: str) -> Iterator[Subscription]:
@@ -173,6 +180,16 @@ class NamespaceWatch:
 def _kernel_name(kernel: Obj) -> str | None:
     name = meta(kernel).get("name")
     return str(name) if name else None
+
+
+def _pod_kernel_index(pod: Obj) -> list[str]:
+    name = _pod_kernel_name(pod)
+    return [name] if name else []
+
+
+def _created(obj: Obj) -> tuple[str, str]:
+    m = meta(obj)
+    return str(m.get("creationTimestamp") or ""), str(m.get("name") or "")
 
 
 def _pod_kernel_name(pod: Obj) -> str | None:

@@ -6,7 +6,8 @@ Sources, first match wins (SPEC §12):
 | setting | kernelspec ``metadata.kernel_provisioner.config`` | launch environment | default |
 | --- | --- | --- | --- |
 | namespace | ``namespace`` | ``KERNEL_NAMESPACE`` | the in-cluster namespace, else ``default`` |
-| image | ``image`` | ``KERNEL_IMAGE`` | none: then ``template`` must name one |
+| warm pool | ``pool`` | ``KERNEL_POOL`` | none: every kernel starts cold |
+| image | ``image`` | ``KERNEL_IMAGE`` | none: then ``template`` (or ``pool``) must name one |
 | Pod template | ``template`` | | |
 | host in the connection info | ``connect_via``: ``service`` or ``pod-ip`` | | ``service`` |
 | launch timeout (s) | ``launch_timeout`` | ``KERNEL_LAUNCH_TIMEOUT`` | 300 |
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,7 @@ DEFAULT_LAUNCH_TIMEOUT_SECONDS = 300.0
 
 ENV_NAMESPACE = "KERNEL_NAMESPACE"
 ENV_IMAGE = "KERNEL_IMAGE"
+ENV_POOL = "KERNEL_POOL"
 ENV_LAUNCH_TIMEOUT = "KERNEL_LAUNCH_TIMEOUT"
 ENV_USERNAME = "KERNEL_USERNAME"
 ENV_WORKING_DIR = "KERNEL_WORKING_DIR"
@@ -51,6 +54,7 @@ NOT_PASSED_ON = frozenset(
         "KERNEL_IP",
         ENV_NAMESPACE,
         ENV_IMAGE,
+        ENV_POOL,
         ENV_LAUNCH_TIMEOUT,
         ENV_IDLE_TIMEOUT,
         *(env for _, env in KernelPorts.ENV),
@@ -76,6 +80,7 @@ class LaunchConfig:
     namespace: str
     image: str | None
     template: Mapping[str, Any] | None
+    pool: str | None = None
     connect_via: ConnectVia
     launch_timeout: float
     idle_timeout: int | None
@@ -101,10 +106,13 @@ def resolve(
         )
     template = _template(config.get("template"))
     image = _text(config, "image") or env.get(ENV_IMAGE, "").strip() or None
-    if image is None and not _template_image(template):
+    pool = _text(config, "pool") or env.get(ENV_POOL, "").strip() or None
+    if pool is not None and not _dns_label(pool):
+        raise ConfigError(f"pool: {pool!r} is not the name of a KernelPool (a DNS-1123 name)")
+    if image is None and not _template_image(template) and pool is None:
         raise ConfigError(
-            "no kernel image: set 'image' (or 'template' with an image) in the kernelspec's "
-            f"kernel_provisioner config, or {ENV_IMAGE} in the environment"
+            "no kernel image: set 'image' (or 'template' with an image, or 'pool') in the "
+            f"kernelspec's kernel_provisioner config, or {ENV_IMAGE} in the environment"
         )
     username = env.get(ENV_USERNAME, "").strip() or default_username
     working_dir = env.get(ENV_WORKING_DIR, "").strip() or None
@@ -120,6 +128,7 @@ def resolve(
         or in_cluster_namespace(namespace_file),
         image=image,
         template=template,
+        pool=pool,
         connect_via=_connect_via(config.get("connect_via")),
         launch_timeout=_seconds(
             config.get("launch_timeout"),
@@ -140,6 +149,7 @@ KNOWN_KEYS = frozenset(
     {
         "namespace",
         "image",
+        "pool",
         "template",
         "connect_via",
         "launch_timeout",
@@ -155,6 +165,13 @@ def in_cluster_namespace(path: Path = NAMESPACE_FILE) -> str:
         return path.read_text(encoding="utf-8").strip() or FALLBACK_NAMESPACE
     except OSError:
         return FALLBACK_NAMESPACE
+
+
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+def _dns_label(name: str) -> bool:
+    return bool(_DNS_SUBDOMAIN.match(name))
 
 
 def _text(config: Mapping[str, Any], key: str) -> str | None:

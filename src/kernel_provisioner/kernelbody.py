@@ -12,6 +12,11 @@
   template's own entries, then ``KERNEL_ID`` = Jupyter's kernel id and the ``KERNEL_*``
   variables passed on (these win over the template's entries of the same name).
   ``spec.idleTimeoutSeconds`` when one is configured.
+- With a warm pool configured: ``spec.poolRef.name``, and the template only when an image or
+  a template is configured too (then a cold start uses it; without one, the pool's). A
+  kernel claimed from the pool runs in the pool's Pod, so the per-launch environment and
+  working directory do not reach it; its kernel id does, through the annotation
+  ``jupyter.org/kernel-id`` (the controller takes it as the Kernel's id).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kernel_provisioner.config import LaunchConfig
-from reconcilers.model import API_VERSION, ENV_KERNEL_ID, KIND
+from reconcilers.model import API_VERSION, ENV_KERNEL_ID, KERNEL_ID_ANNOTATION, KIND
 
 MAX_NAME = 63
 LAUNCHED_BY_LABEL = "jupyter.org/launched-by"
@@ -65,6 +70,29 @@ def label_value(text: str) -> str:
 
 def kernel_body(*, name: str, kernel_id: str, config: LaunchConfig) -> dict[str, Any]:
     """The Kernel to create (see the module docstring)."""
+    body: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": name,
+            "labels": {
+                LAUNCHED_BY_LABEL: LAUNCHED_BY,
+                USERNAME_LABEL: label_value(config.username) or "unknown",
+            },
+        },
+        "spec": {},
+    }
+    if config.pool is not None:
+        body["metadata"]["annotations"] = {KERNEL_ID_ANNOTATION: kernel_id}
+        body["spec"]["poolRef"] = {"name": config.pool}
+    if config.pool is None or config.image or config.template:
+        body["spec"]["template"] = _template(kernel_id, config)
+    if config.idle_timeout is not None:
+        body["spec"]["idleTimeoutSeconds"] = config.idle_timeout
+    return body
+
+
+def _template(kernel_id: str, config: LaunchConfig) -> dict[str, Any]:
     template: dict[str, Any] = copy.deepcopy(dict(config.template or {}))
     spec = template.setdefault("spec", {})
     containers = spec.setdefault("containers", [])
@@ -77,21 +105,7 @@ def kernel_body(*, name: str, kernel_id: str, config: LaunchConfig) -> dict[str,
     if config.working_dir:
         main["workingDir"] = config.working_dir
     main["env"] = _env(main.get("env") or [], {ENV_KERNEL_ID: kernel_id, **config.env})
-    body: dict[str, Any] = {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {
-            "name": name,
-            "labels": {
-                LAUNCHED_BY_LABEL: LAUNCHED_BY,
-                USERNAME_LABEL: label_value(config.username) or "unknown",
-            },
-        },
-        "spec": {"template": template},
-    }
-    if config.idle_timeout is not None:
-        body["spec"]["idleTimeoutSeconds"] = config.idle_timeout
-    return body
+    return template
 
 
 def _env(current: list[Any], ours: Mapping[str, str]) -> list[dict[str, Any]]:

@@ -10,15 +10,18 @@ re-creation; the provisioner creates, watches and deletes one object.
 What each ``jupyter_client`` call does here ("the Pod" is the kernel's process):
 
 - ``pre_launch``: resolve the settings, name the Kernel ``<user>-<kernel id>``.
-- ``launch_kernel``: create the Kernel (``KERNEL_ID`` = Jupyter's kernel id) and wait for it
-  to be Ready, failing fast — the Kernel deleted, the reason in the exception — when it
-  reports a reason that will not clear by waiting, or after ``launch_timeout``. After a
-  restart (the Kernel still exists) it creates nothing and waits for the new Pod instead. The
-  connection info is the controller's annotation with the host of ``connect_via`` and, in
-  secret-key mode, the key of the Secret named in the status.
+- ``launch_kernel``: create the Kernel (``KERNEL_ID`` = Jupyter's kernel id; with ``pool``
+  set, ``spec.poolRef``, so that a warm kernel of that KernelPool is claimed for it when one is
+  idle) and wait for it to be Ready, failing fast — the Kernel deleted, the reason in the
+  exception — when it reports a reason that will not clear by waiting, or after
+  ``launch_timeout``. After a restart (the Kernel still exists) it creates nothing and waits
+  for the new Pod instead. The connection info is the controller's annotation with the host
+  of ``connect_via`` and, in secret-key mode, the key of the Secret named in the status.
 - ``poll``/``wait``: from the shared watch (:mod:`kernel_provisioner.cluster`), no request.
 - ``shutdown_requested(restart=True)``, ``terminate``, ``kill``: delete the Pod (gracefully,
-  or at once for ``kill``); the controller creates it again with the same identity.
+  or at once for ``kill``; found by its ``jupyter.org/kernel-name`` label, as a Pod claimed
+  from a pool has a name of its own); the controller creates it again (cold) with the same
+  identity.
   ``shutdown_requested(restart=False)`` marks the shutdown as final, after which
   ``terminate``/``kill`` delete the Kernel itself.
 - ``send_signal``: ``SIGINT`` is sent as an ``interrupt_request`` on the control channel (the
@@ -56,7 +59,7 @@ from kernel_provisioner.config import (
 from kernel_provisioner.connection import NotPublished, connection_info, key_secret
 from kernel_provisioner.kernelbody import kernel_body, kernel_name
 from kernel_provisioner.state import Phase, exit_status, launch_state
-from reconcilers.model import SECRET_KEY_FIELD, meta
+from reconcilers.model import SECRET_KEY_FIELD, Obj, meta
 
 SYNC_TIMEOUT_SECONDS = 60.0
 GONE_TIMEOUT_SECONDS = 30.0
@@ -77,6 +80,9 @@ class KernelControllerProvisioner(KernelProvisionerBase):
 
     namespace = Unicode(None, allow_none=True, config=True, help="Namespace of the Kernels.")
     image = Unicode(None, allow_none=True, config=True, help="The kernel container's image.")
+    pool = Unicode(
+        None, allow_none=True, config=True, help="A KernelPool to claim a warm kernel from."
+    )
     template = Dict(
         default_value=None,
         allow_none=True,
@@ -109,6 +115,7 @@ class KernelControllerProvisioner(KernelProvisionerBase):
         self._name = ""  # the Kernel resource's name, once decided
         self._connect_via = ConnectVia.SERVICE
         self._pod_uid = ""  # the Pod of the kernel launched last
+        self._pod_name = ""  # its name (a Pod claimed from a warm pool is not named like it)
         self._final = False  # a shutdown without restart was requested
         self._running = False
 
@@ -137,6 +144,7 @@ class KernelControllerProvisioner(KernelProvisionerBase):
         replacing = self._pod_uid if watch.kernel(self._name) is not None else ""
         if not replacing:
             self._pod_uid = ""
+            self._pod_name = ""
             await self._create(launch)
         self.log.info(
             "%s Kernel %s/%s (kernel %s)",
@@ -147,7 +155,7 @@ class KernelControllerProvisioner(KernelProvisionerBase):
         )
         try:
             kernel, pod = await self._until_ready(watch, launch.launch_timeout, replacing)
-            self._pod_uid = str(meta(pod).get("uid") or "")
+            self._adopt(pod)
             info = await self._connection_info(kernel, pod)
         except (Exception, asyncio.CancelledError):
             await self._give_up()  # a launch that fails leaves no Kernel behind
@@ -192,7 +200,8 @@ class KernelControllerProvisioner(KernelProvisionerBase):
         seen = bool(replacing)  # a new Kernel reaches the cache a moment after its create
         with watch.subscribe(self._name) as changes:
             while True:
-                kernel, pod = watch.kernel(self._name), watch.pod(self._name)
+                kernel = watch.kernel(self._name)
+                pod = _newest(watch.kernel_pods(self._name), but=replacing)
                 seen = seen or kernel is not None
                 state = launch_state(kernel, pod, replacing_pod_uid=replacing)
                 if state.phase is Phase.GONE and not seen:
@@ -225,6 +234,7 @@ class KernelControllerProvisioner(KernelProvisionerBase):
         """A failed launch leaves nothing behind: delete the Kernel, wait until it is gone."""
         self._running = False
         self._pod_uid = ""
+        self._pod_name = ""
         await self._delete_kernel()
         await self._until_gone()
 
@@ -257,9 +267,11 @@ class KernelControllerProvisioner(KernelProvisionerBase):
         watch = self._cluster().watch(self._namespace)
         if not watch.kernels.has_synced() or not watch.pods.has_synced():
             return None  # not known yet (after a reattach): alive
-        kernel, pod = watch.kernel(self._name), watch.pod(self._name)
-        if not self._pod_uid and pod is not None:
-            self._pod_uid = str(meta(pod).get("uid") or "")  # reattached: adopt its Pod
+        kernel, pods = watch.kernel(self._name), watch.kernel_pods(self._name)
+        if not self._pod_uid and pods:
+            self._adopt(pods[0])  # reattached: adopt its Pod
+        launched = [p for p in pods if meta(p).get("uid") == self._pod_uid]
+        pod = launched[0] if launched else _newest(pods)
         return exit_status(kernel, pod, launched_pod_uid=self._pod_uid)
 
     async def wait(self) -> int | None:
@@ -310,6 +322,7 @@ class KernelControllerProvisioner(KernelProvisionerBase):
         await self._until_gone()
         self._running = False
         self._pod_uid = ""
+        self._pod_name = ""
 
     def get_stable_start_time(self, recommended: float = 10.0) -> float:
         launch = self._launch
@@ -323,6 +336,7 @@ class KernelControllerProvisioner(KernelProvisionerBase):
             "name": self._name,
             "connect_via": self._connect_via.value,
             "pod_uid": self._pod_uid,
+            "pod_name": self._pod_name,
         }
         return info
 
@@ -334,9 +348,14 @@ class KernelControllerProvisioner(KernelProvisionerBase):
         self._name = str(mine.get("name") or "")
         self._connect_via = ConnectVia(mine.get("connect_via") or ConnectVia.SERVICE.value)
         self._pod_uid = str(mine.get("pod_uid") or "")
+        self._pod_name = str(mine.get("pod_name") or "") or self._name
         self._running = bool(self._namespace and self._name)
 
     # ------------------------------------------------------------ internals
+    def _adopt(self, pod: Obj) -> None:
+        self._pod_uid = str(meta(pod).get("uid") or "")
+        self._pod_name = str(meta(pod).get("name") or "")
+
     def _cluster(self) -> Cluster:
         return Clusters.shared().get(self._kubeconfig)
 
@@ -372,11 +391,16 @@ class KernelControllerProvisioner(KernelProvisionerBase):
         pods = self._cluster().pods(self._namespace)
         try:
             await Clusters.shared().run(
-                pods.delete, self._name, uid=self._pod_uid, grace_period=grace_period
+                pods.delete,
+                self._pod_name or self._name,
+                uid=self._pod_uid,
+                grace_period=grace_period,
             )
         except (NotFound, Conflict):
             return  # already gone, or already replaced
-        self.log.info("deleted Pod %s/%s to replace its kernel", self._namespace, self._name)
+        self.log.info(
+            "deleted Pod %s/%s to replace its kernel", self._namespace, self._pod_name or self._name
+        )
 
     async def _until_gone(self) -> None:
         watch = await self._watch()
@@ -415,3 +439,8 @@ class KernelControllerProvisioner(KernelProvisionerBase):
             session.send(socket, "interrupt_request", content={})
         finally:
             socket.close()
+
+
+def _newest(pods: list[Obj], *, but: str = "") -> Obj | None:
+    """The newest of ``pods`` (newest first) whose uid is not ``but``, or None."""
+    return next((p for p in pods if not but or meta(p).get("uid") != but), None)

@@ -116,7 +116,8 @@ def decide_identity(
 ) -> tuple[Identity, bool]:
     """The kernel's id, ports and key, and whether they are new (to be persisted).
 
-    Annotations written by an earlier pass win; otherwise the container's env, else the
+    Annotations written by an earlier pass win; otherwise the container's env (the id also
+    from the annotation ``jupyter.org/kernel-id`` alone, as its creator may set it), else the
     controller's defaults and the fresh random values. Raises :class:`InvalidKernel` when a
     port is given in a way the controller cannot read (``valueFrom``).
     """
@@ -142,8 +143,8 @@ def decide_identity(
             )
     id_entry = env.get(ENV_KERNEL_ID)
     kernel_id = str(id_entry.get("value") or "") if id_entry is not None else ""
-    if not kernel_id:
-        kernel_id = fresh.kernel_id
+    # A Kernel without a template (it names a pool) may ask for its id by the annotation.
+    kernel_id = kernel_id or str(annotations.get(KERNEL_ID_ANNOTATION) or "") or fresh.kernel_id
     key = kernel_id if settings.key_mode is KeyMode.KERNEL_ID else fresh.key
     return Identity(kernel_id=kernel_id, ports=KernelPorts(**ports), key=key), True
 

@@ -34,7 +34,7 @@ from e2e.provisioning import (
 from eventually import eventually
 from kernel_provisioner.cluster import Clusters
 from kernel_provisioner.provisioner import KernelControllerProvisioner, LaunchError
-from kerneltest import Clients
+from kerneltest import Clients, pool_body
 
 PAPERMILL = Path(sys.executable).with_name("papermill")
 FAILS_WITHIN = 20.0  # a launch that cannot succeed fails within this (its timeout is 90 s)
@@ -188,6 +188,50 @@ def test_restart_keeps_the_kernel_resource_and_its_connection_info_with_empty_st
         kc.start_channels()
         kc.wait_for_ready(timeout=60)
         assert execute(kc, "'x' in dir()") == ("ok", "False")  # empty state
+        kc.stop_channels()
+    finally:
+        km.shutdown_kernel()
+    assert provisioned(clients) == []
+
+
+def test_a_pooled_kernelspec_claims_a_warm_kernel_and_restarts_it_cold(
+    jupyter: Callable[..., Path], clients: Clients
+) -> None:
+    clients.pools.create(pool_body("warm", 1))
+    eventually(
+        lambda: (clients.get(clients.pools, "warm") or {}).get("status", {}).get("readyReplicas"),
+        timeout=90,
+        message="no idle kernel in the pool",
+    )
+    jupyter("--pool=warm")
+    km = started()
+    try:
+        kc = km.client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)
+        assert execute(kc, "x = 41; x + 1") == ("ok", "42")
+        kc.stop_channels()
+        (kernel,) = provisioned(clients)
+        name = kernel["metadata"]["name"]
+        assert kernel["status"]["kernelID"] == km.kernel_id  # Jupyter's id, from the annotation
+        assert "Claimed" in {e["reason"] for e in clients.kernel_events(name)}
+        (pod,) = clients.list_pods(f"jupyter.org/kernel-name={name}")
+        assert pod["metadata"]["labels"]["jupyter.org/kernel-pool"] == "warm"
+        assert pod["metadata"]["name"] != name
+
+        km.restart_kernel()  # the claimed Pod is deleted; the Kernel's new Pod starts cold
+
+        (restarted,) = [
+            p
+            for p in clients.list_pods(f"jupyter.org/kernel-name={name}")
+            if not p["metadata"].get("deletionTimestamp")  # the claimed one may still be going
+        ]
+        assert restarted["metadata"]["name"] == name
+        assert km.get_connection_info()["ip"] == restarted["status"]["podIP"]
+        kc = km.client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)
+        assert execute(kc, "'x' in dir()") == ("ok", "False")
         kc.stop_channels()
     finally:
         km.shutdown_kernel()

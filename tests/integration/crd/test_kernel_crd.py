@@ -212,7 +212,11 @@ def _port_cases() -> Iterator[Any]:
     ("edit", "expected"),
     [
         pytest.param(_drop_spec, ["spec: Required value"], id="no-spec"),
-        pytest.param(_drop_template, ["spec.template: Required value"], id="no-template"),
+        pytest.param(
+            _drop_template,
+            ["spec.template is required unless spec.poolRef names a KernelPool"],
+            id="no-template",
+        ),
         pytest.param(_drop_template_spec, ["spec.template.spec: Required value"], id="no-pod-spec"),
         pytest.param(
             _without_containers,

@@ -73,7 +73,7 @@ def test_metrics_exist_with_their_labels_and_move(
     assert v("kernel_running", namespace=ns) == 1
     assert v("kernels", namespace=ns, phase="Running") == 1
     assert v("kernels", namespace=ns, phase="Pending") == 1
-    assert v("kernel_startup_seconds_count") == 1
+    assert v("kernel_startup_seconds_count", source="cold") == 1
     assert (v("informer_objects", informer="kernels") or 0) >= 2
     for (name, labels), _ in m.items():
         assert ("name", "m1") not in labels and ("kernel", "m1") not in labels, name

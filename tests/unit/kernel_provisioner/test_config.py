@@ -109,6 +109,14 @@ def test_a_template_with_an_image_needs_no_image_setting() -> None:
     assert launch.template == template
 
 
+def test_a_pool_needs_no_image_and_may_come_from_the_environment() -> None:
+    assert run({"pool": "warm"}).pool == "warm"
+    launch = run({}, {"KERNEL_POOL": "gpu-pool", "KERNEL_IMAGE": "i:1"})
+    assert (launch.pool, launch.image) == ("gpu-pool", "i:1")
+    assert "KERNEL_POOL" not in launch.env  # read here, not passed on
+    assert run({"image": "i"}).pool is None
+
+
 @pytest.mark.parametrize(
     ("config", "env", "message"),
     [
@@ -123,6 +131,7 @@ def test_a_template_with_an_image_needs_no_image_setting() -> None:
         ({"image": 7}, {}, "'image' must be a string"),
         ({"image": "i", "template": {"containers": []}}, {}, "must be a Pod template"),
         ({"image": "i", "template": {"spec": {"containers": {}}}}, {}, "must be a list"),
+        ({"pool": "Warm Pool"}, {}, "not the name of a KernelPool"),
     ],
     ids=[
         "no-image",
@@ -136,6 +145,7 @@ def test_a_template_with_an_image_needs_no_image_setting() -> None:
         "image-not-text",
         "template-not-a-pod-template",
         "containers-not-a-list",
+        "pool-not-a-name",
     ],
 )
 def test_bad_settings_are_named(config: dict[str, Any], env: dict[str, str], message: str) -> None:

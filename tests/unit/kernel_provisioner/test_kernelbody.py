@@ -126,3 +126,20 @@ def test_the_template_image_stays_without_an_image_setting() -> None:
     template = {"spec": {"containers": [{"name": "main", "image": "template-image:1"}]}}
     body = kernel_body(name="k", kernel_id=KID, config=config(image=None, template=template))
     assert body["spec"]["template"]["spec"]["containers"][0]["image"] == "template-image:1"
+
+
+def test_a_pooled_kernel_names_its_pool_and_its_id() -> None:
+    body = kernel_body(name="alice-x", kernel_id=KID, config=config(pool="warm", image=None))
+    assert body["spec"] == {"poolRef": {"name": "warm"}}  # no template: the pool's is used
+    assert body["metadata"]["annotations"] == {"jupyter.org/kernel-id": KID}
+
+    with_image = kernel_body(name="alice-x", kernel_id=KID, config=config(pool="warm"))
+    assert with_image["spec"]["poolRef"] == {"name": "warm"}
+    (main,) = with_image["spec"]["template"]["spec"]["containers"]
+    assert main["image"] == "kernel-py:1"  # for a cold start
+
+
+def test_an_unpooled_kernel_has_no_pool_and_no_id_annotation() -> None:
+    body = kernel_body(name="alice-x", kernel_id=KID, config=config())
+    assert "poolRef" not in body["spec"]
+    assert "annotations" not in body["metadata"]
