@@ -506,12 +506,14 @@ def test_secret_mode_recreation_never_creates_a_secret_with_an_empty_key() -> No
     ids=["garbage", "missing-ports", "port-not-a-number", "json-array", "empty"],
 )
 def test_unreadable_connection_info_is_decided_again(info: str) -> None:
+    # The ports and key are decided again; the id annotation alone is kept (its creator, e.g.
+    # the provisioner of a pooled Kernel that has no template to carry KERNEL_ID, may set it).
     kernel = make_kernel(annotations={ID_ANNOTATION: PERSISTED_ID, INFO_ANNOTATION: info})
 
     desired = run(kernel)
 
     assert desired.annotations is not None
-    assert desired.annotations[ID_ANNOTATION] == FRESH.kernel_id
+    assert desired.annotations[ID_ANNOTATION] == PERSISTED_ID
     assert json.loads(desired.annotations[INFO_ANNOTATION])["shell_port"] == 52317
     assert desired.pod is not None
 
@@ -542,7 +544,7 @@ def test_unreadable_connection_info_is_decided_again(info: str) -> None:
         (
             make_kernel(annotations={ID_ANNOTATION: PERSISTED_ID}),
             KERNEL_ID_MODE,
-            (Identity(FRESH.kernel_id, DEFAULT_PORTS, key=FRESH.kernel_id), True),
+            (Identity(PERSISTED_ID, DEFAULT_PORTS, key=PERSISTED_ID), True),
         ),
     ],
     ids=["new", "new-secret-mode", "env-id", "persisted", "id-annotation-without-info"],
