@@ -13,7 +13,7 @@ LOCALCLUSTER := PYTHONPATH=hack $(VENV_PY) -m localcluster
 NODE_DIR := .localnode
 LOCALNODE_DAEMON := PYTHONPATH=src:hack $(VENV_PY) -m localnode.daemon
 
-.PHONY: help venv controlplane cluster-up cluster-down cluster-status node-up node-down run down crd kernel-launch-config image manifests lint typecheck test test-unit bench-informer bench clean
+.PHONY: help venv controlplane cluster-up cluster-down cluster-status node-up node-down run down crd kernel-launch-config image manifests lint typecheck test test-unit bench-informer bench bench-pool clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ bench-informer: venv controlplane ## informer benchmark: sync time and memory pe
 
 bench: venv controlplane ## controller benchmark (~18 min): 1,000-Kernel burst vs baseline and floor, API cost, memory at 10,000
 	PYTHONPATH=src:hack $(VENV_PY) bench/controller_bench.py
+
+bench-pool: venv controlplane ## warm pool benchmark (~4 min): 20 Kernels at once with a pool of 20 and without, to Ready and to the first reply
+	PYTHONPATH=src:hack $(VENV_PY) bench/pool_bench.py
 
 clean: ## remove the venv and caches (not the control plane binaries)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

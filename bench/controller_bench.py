@@ -47,10 +47,8 @@ import os
 import queue
 import re
 import shutil
-import signal
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -68,6 +66,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "hack"))
 
+from benchlib import CpuMeter, Proc, http_ok, percentile, wait_until
 from informers import (
     FuncHandler,
     Resource,
@@ -100,61 +99,6 @@ def kernel(name: str) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {"template": {"spec": {"containers": [{"name": "main", "image": "bench"}]}}},
     }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
-def cpu_seconds_of(pid: int) -> float:
-    """User + system CPU seconds of a process (``/proc/<pid>/stat``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class CpuMeter:
-    """CPU seconds used by each process of the run between two readings."""
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
-        self.start = self._read()
-
-    def _read(self) -> dict[str, float]:
-        return {name: cpu_seconds_of(pid) for name, pid in self.pids.items()}
-
-    def used(self) -> dict[str, float]:
-        now = self._read()
-        return {name: round(now[name] - self.start[name], 2) for name in self.pids}
-
-
-class Proc:
-    """A child process (local node or controller) with CPU and memory readings."""
-
-    def __init__(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-        self.log = log.open("ab")
-        self.popen = subprocess.Popen(
-            argv, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-
-    def cpu_seconds(self) -> float:
-        return cpu_seconds_of(self.popen.pid)
-
-    def memory_mib(self, field: str) -> float:
-        for line in Path(f"/proc/{self.popen.pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-        return 0.0
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(30)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(10)
-        self.log.close()
 
 
 class Watcher:
@@ -227,17 +171,6 @@ def apiserver_requests(plane: ControlPlane) -> dict[tuple[str, str], float]:
         key = (labels.get("verb", ""), labels.get("resource", "") + sub)
         totals[key] = totals.get(key, 0.0) + float(line.split()[-1])
     return totals
-
-
-def wait_until(
-    predicate: Callable[[], bool], timeout: float, what: str, *, interval: float = 0.05
-) -> float:
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise TimeoutError(what)
-        time.sleep(interval)  # benchmark poll, bounded by the timeout
-    return time.monotonic()
 
 
 def new_namespace(rest: RestClient, prefix: str) -> str:
@@ -473,14 +406,6 @@ def controller_proc(kubeconfig: str, log: Path, *, metrics_port: int, probe_port
         ],
         log,
     )
-
-
-def http_ok(url: str) -> str | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback
-            return str(resp.read().decode()) if resp.status == 200 else None
-    except OSError:
-        return None
 
 
 def restart(

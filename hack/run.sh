@@ -3,13 +3,14 @@
 #  - With $KUBECONFIG set: install the CRD into that cluster and run the controller in the
 #    foreground against it (Ctrl-C stops it).
 #  - Otherwise, on this machine: the local control plane and local node (started by the
-#    Makefile's prerequisites), the controller in the background, the sample Kernel; then
-#    print the command that talks to the sample kernel. `make down` stops everything.
+#    Makefile's prerequisites), the controller in the background, the sample Kernel, the
+#    sample KernelPool and a Kernel that takes its kernel from the pool; then print the
+#    commands that talk to the two kernels. `make down` stops everything.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 venv=.venv/bin
-sample=config/samples/kernel-sample.yaml
+samples=config/samples
 state=.cluster
 controller_pid=$state/controller.pid
 controller_log=$state/controller.log
@@ -33,7 +34,7 @@ fi
 
 if [ -n "${KUBECONFIG:-}" ] && [ "${KERNEL_CONTROLLER_LOCAL:-}" != "1" ]; then
   echo "using the cluster of KUBECONFIG=$KUBECONFIG"
-  $venv/kubectl apply --server-side -f config/crd/bases/jupyter.org_kernels.yaml
+  $venv/kubectl apply --server-side -k config/crd
   exec $venv/kernel-controller --kubeconfig "$KUBECONFIG" --log-format text
 fi
 
@@ -62,19 +63,32 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 
-name=$($venv/python -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["metadata"]["name"])' "$sample")
+name_of() { $venv/python -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["metadata"]["name"])' "$1"; }
 # A sample left by an earlier run lost its kernel process with that run's local node (it is
 # KernelFailed, or its Pod is gone with the node): start it afresh.
-reason=$(kubectl get -n default "kernel/$name" --ignore-not-found \
-  -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}')
-if [ -n "$reason" ] && [ "$reason" != "KernelReady" ]; then
-  echo "the sample Kernel from an earlier run is $reason: creating it again"
-  kubectl delete -n default "kernel/$name" --wait=true
-fi
-kubectl apply -n default -f "$sample"
-echo "waiting for Kernel $name to be Ready (local node: $PWD/.localnode/node.log)"
-kubectl wait -n default --for=condition=Ready "kernel/$name" --timeout=180s
+fresh() {
+  local name=$1 reason
+  reason=$(kubectl get -n default "kernel/$name" --ignore-not-found \
+    -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}')
+  if [ -n "$reason" ] && [ "$reason" != "KernelReady" ]; then
+    echo "the sample Kernel $name from an earlier run is $reason: creating it again"
+    kubectl delete -n default "kernel/$name" --wait=true
+  fi
+}
+name=$(name_of $samples/kernel-sample.yaml)
+pool=$(name_of $samples/kernelpool-sample.yaml)
+pooled=$(name_of $samples/kernel-pooled-sample.yaml)
+fresh "$name"
+fresh "$pooled"
+kubectl apply -n default -f $samples/kernel-sample.yaml -f $samples/kernelpool-sample.yaml
+echo "waiting for Kernel $name and KernelPool $pool to be Ready (local node: $PWD/.localnode/node.log)"
+kubectl wait -n default --for=condition=Ready "kernel/$name" "kernelpool/$pool" --timeout=180s
+kubectl apply -n default -f $samples/kernel-pooled-sample.yaml
+kubectl wait -n default --for=condition=Ready "kernel/$pooled" --timeout=60s
+kubectl get kernelpools -n default
 kubectl get kernels -n default -o wide
 echo
-echo "connect to the sample kernel and run code with:"
-echo "PYTHONPATH=hack $venv/python hack/kernel_connect.py --kubeconfig $kubeconfig --namespace default --name $name --code 'print(1+1)'"
+echo "connect to the sample kernels and run code with:"
+for kernel in "$name" "$pooled"; do
+  echo "PYTHONPATH=hack $venv/python hack/kernel_connect.py --kubeconfig $kubeconfig --namespace default --name $kernel --code 'print(1+1)'"
+done

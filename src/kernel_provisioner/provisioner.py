@@ -267,11 +267,12 @@ class KernelControllerProvisioner(KernelProvisionerBase):
         watch = self._cluster().watch(self._namespace)
         if not watch.kernels.has_synced() or not watch.pods.has_synced():
             return None  # not known yet (after a reattach): alive
-        kernel, pods = watch.kernel(self._name), watch.kernel_pods(self._name)
-        if not self._pod_uid and pods:
-            self._adopt(pods[0])  # reattached: adopt its Pod
-        launched = [p for p in pods if meta(p).get("uid") == self._pod_uid]
-        pod = launched[0] if launched else _newest(pods)
+        kernel = watch.kernel(self._name)
+        its_pods = watch.kernel_pods(self._name)
+        if not self._pod_uid and its_pods:
+            self._adopt(its_pods[0])  # reattached: adopt its Pod
+        launched = [p for p in its_pods if meta(p).get("uid") == self._pod_uid]
+        pod = launched[0] if launched else _newest(its_pods)
         return exit_status(kernel, pod, launched_pod_uid=self._pod_uid)
 
     async def wait(self) -> int | None:
@@ -441,6 +442,6 @@ class KernelControllerProvisioner(KernelProvisionerBase):
             socket.close()
 
 
-def _newest(pods: list[Obj], *, but: str = "") -> Obj | None:
-    """The newest of ``pods`` (newest first) whose uid is not ``but``, or None."""
-    return next((p for p in pods if not but or meta(p).get("uid") != but), None)
+def _newest(candidates: list[Obj], *, but: str = "") -> Obj | None:
+    """The newest of ``candidates`` (Pods, newest first) whose uid is not ``but``, or None."""
+    return next((p for p in candidates if not but or meta(p).get("uid") != but), None)

@@ -501,14 +501,16 @@ class KernelController:
 
     def start_workers(self) -> None:
         """Start the workers; call only after the caches have synced."""
+        # Each thread is listed once started: /healthz reads the list meanwhile, and a listed
+        # thread that is not alive counts as dead.
         for n in range(self._workers):
             thread = threading.Thread(target=self._work, name=f"kernel-worker-{n}")
-            self._threads.append(thread)
             thread.start()
+            self._threads.append(thread)
         for n in range(self._pool_workers):
             thread = threading.Thread(target=self._work_pools, name=f"kernelpool-worker-{n}")
-            self._threads.append(thread)
             thread.start()
+            self._threads.append(thread)
 
     def stop_workers(self, *, drain_timeout: float) -> bool:
         """Stop taking work and wait (at most ``drain_timeout``) for reconciles in flight.

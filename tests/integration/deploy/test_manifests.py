@@ -355,20 +355,33 @@ def test_the_dashboard_config_map(tmp_path: Path) -> None:
     assert json.loads(text)["uid"] == "kernel-controller"
 
 
-def test_the_sample_kernel_mounts_the_launch_scripts(tmp_path: Path) -> None:
-    (kernel,) = build("samples", tmp_path)
+def test_the_samples_mount_the_launch_scripts_and_the_pooled_one_names_the_pool(
+    tmp_path: Path,
+) -> None:
+    docs = build("samples", tmp_path)
+    assert sorted((d["kind"], d["metadata"]["name"]) for d in docs) == [
+        ("Kernel", "kernel-pooled-sample"),
+        ("Kernel", "kernel-sample"),
+        ("KernelPool", "python-pool"),
+    ]
     (config_map,) = build("kernel-launch", tmp_path)
     assert config_map["metadata"]["name"] == "kernel-launch-scripts"
     assert sorted(config_map["data"]) == sorted(LAUNCH_FILES)
-    pod = kernel["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    assert container["image"] == "elyra/kernel-py:3.2.3"
-    (volume,) = pod["volumes"]
-    assert volume["configMap"]["name"] == config_map["metadata"]["name"]
-    assert {m["subPath"]: m["mountPath"] for m in container["volumeMounts"]} == {
-        "bootstrap-kernel.sh": "/usr/local/bin/bootstrap-kernel.sh",
-        "launch_ipykernel.py": "/usr/local/bin/kernel-launchers/python/scripts/launch_ipykernel.py",
-    }
+    for doc in (find(docs, "Kernel", "kernel-sample"), find(docs, "KernelPool", "python-pool")):
+        pod = doc["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["image"] == "elyra/kernel-py:3.2.3"
+        (volume,) = pod["volumes"]
+        assert volume["configMap"]["name"] == config_map["metadata"]["name"]
+        assert {m["subPath"]: m["mountPath"] for m in container["volumeMounts"]} == {
+            "bootstrap-kernel.sh": "/usr/local/bin/bootstrap-kernel.sh",
+            "launch_ipykernel.py": (
+                "/usr/local/bin/kernel-launchers/python/scripts/launch_ipykernel.py"
+            ),
+        }
+    pooled = find(docs, "Kernel", "kernel-pooled-sample")
+    assert "template" not in pooled["spec"]
+    assert pooled["spec"]["poolRef"] == {"name": "python-pool"}
 
 
 def test_the_sample_installs_with_kubectl_apply_k(
@@ -387,9 +400,13 @@ def test_the_sample_installs_with_kubectl_apply_k(
     )
     for name in LAUNCH_FILES:
         assert data[name] == (CONFIG / "kernel-launch" / name).read_text()
-    out = kubectl("get", "kernels.jupyter.org", "kernel-sample", "-n", namespace, "-o", "name",
-                  kubeconfig=kubeconfig)  # fmt: skip
-    assert out.strip() == "kernel.jupyter.org/kernel-sample"
+    out = kubectl("get", "kernels.jupyter.org,kernelpools.jupyter.org", "-n", namespace,
+                  "-o", "name", kubeconfig=kubeconfig)  # fmt: skip
+    assert sorted(out.split()) == [
+        "kernel.jupyter.org/kernel-pooled-sample",
+        "kernel.jupyter.org/kernel-sample",
+        "kernelpool.jupyter.org/python-pool",
+    ]
 
 
 def test_kernel_launch_copies_match_their_source() -> None:

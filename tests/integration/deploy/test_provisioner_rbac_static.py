@@ -81,7 +81,7 @@ def derived_rules() -> set[Rule]:
             and isinstance(node.func, ast.Name)
             and node.func.id == "informer"
         ):
-            (arg,) = node.args
+            arg = node.args[0]  # the resource; then its indexers, if any
             assert isinstance(arg, ast.Name) and arg.id in INFORMED, ast.unparse(node)
             rules |= {(*INFORMED[arg.id], "list"), (*INFORMED[arg.id], "watch")}
     return rules

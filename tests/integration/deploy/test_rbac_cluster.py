@@ -20,10 +20,12 @@ import pytest
 from controllerprocess import ControllerProcess
 from deploytest import CONFIG, Doc, container_args, find, render, without_rule
 from eventually import eventually
-from kerneltest import Clients, kernel_body
+from kerneltest import Clients, kernel_body, pool_body
 
 LEASE = "kernel-controller"
 TIMEOUT = 30.0
+STANDBY = "jupyter.org/kernel-pool=warm,!jupyter.org/kernel-name"
+NOW = "2026-01-01T00:00:00Z"
 ABSENT_FOR = 3.0  # how long something that must not happen is watched for, once the
 # evidence that the controller got past that point (its log line) is there
 
@@ -141,6 +143,69 @@ def test_secret_key_mode_works_as_the_service_account(
     assert not any_denial(proc)
 
 
+def _running(ip: str) -> dict[str, Any]:
+    return {
+        "phase": "Running",
+        "podIP": ip,
+        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": NOW}],
+    }
+
+
+def test_a_pool_works_as_the_service_account(
+    install_rbac: Callable[..., str],
+    spawn: Callable[..., ControllerProcess],
+    clients: Clients,
+    namespace: str,
+) -> None:
+    """Standby Pods and their token Secrets, the activation key, the pool's status, a claim
+    (relabel and ownerReference move) and a scale-down, all under the ServiceAccount's RBAC
+    (no kernel process here: the activation itself is the end-to-end tests' business)."""
+    kubeconfig = install_rbac(namespace)
+    proc = spawn(kubeconfig, *deployment_args(namespace))
+    proc.wait_ready()
+    clients.pools.create(pool_body("warm", 2))
+
+    def two_standby() -> list[dict[str, Any]] | None:
+        pods = clients.list_pods(STANDBY)
+        return pods if len(pods) == 2 else None
+
+    pods = eventually(two_standby, timeout=TIMEOUT, message="no standby Pods")
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        token = eventually(
+            lambda n=name: clients.get(clients.secrets, f"{n}-activation"),
+            timeout=TIMEOUT,
+            message="no token Secret",
+        )
+        assert token["metadata"]["ownerReferences"][0]["name"] == name
+        clients.set_pod_status(name, _running("127.0.0.1"))  # as the kubelet would
+    assert clients.get(clients.secrets, "kernel-controller-activation") is not None
+    eventually(
+        lambda: (
+            (clients.get(clients.pools, "warm") or {}).get("status", {}).get("readyReplicas") == 2
+        ),
+        timeout=TIMEOUT,
+        message="pool status not written",
+    )
+
+    clients.kernels.create(kernel_body("pooled", poolRef={"name": "warm"}))
+    claimed = eventually(
+        lambda: clients.list_pods("jupyter.org/kernel-name=pooled"),
+        timeout=TIMEOUT,
+        message="not claimed",
+    )
+    assert claimed[0]["metadata"]["ownerReferences"][0]["kind"] == "Kernel"
+    clients.pools.patch("warm", {"spec": {"replicas": 0}})
+    eventually(
+        lambda: not [p for p in clients.list_pods(STANDBY) if not p["metadata"].get(
+            "deletionTimestamp")],
+        timeout=TIMEOUT,
+        message="idle Pod not deleted",
+    )  # fmt: skip
+    assert clients.list_pods("jupyter.org/kernel-name=pooled")  # the claimed one stays
+    assert not any_denial(proc)
+
+
 # --------------------------------------------------------- each rule is needed
 @dataclass(frozen=True)
 class Case:
@@ -226,6 +291,22 @@ def _never_leads(proc: ControllerProcess, clients: Clients) -> None:
     )
 
 
+def _pools_without_key(proc: ControllerProcess, clients: Clients) -> None:
+    clients.pools.create(pool_body("warm", 1))
+    eventually(lambda: denied(proc, "get", "secrets"), timeout=TIMEOUT, message="no 403")
+    eventually(
+        lambda: [
+            c
+            for c in (clients.get(clients.pools, "warm") or {}).get("status", {}).get(
+                "conditions") or ()
+            if c["reason"] == "ActivationKeyMissing"
+        ],
+        timeout=TIMEOUT,
+        message="no ActivationKeyMissing",
+    )  # fmt: skip
+    assert clients.list_pods(STANDBY) == []  # a standby Pod could never be activated
+
+
 def _never_synced(resource: str) -> Callable[[ControllerProcess, Clients], None]:
     def check(proc: ControllerProcess, clients: Clients) -> None:
         eventually(lambda: denied(proc, "list", resource), timeout=TIMEOUT, message="no 403")
@@ -245,6 +326,8 @@ CASES = [
     Case("leases", "get", (), _never_leads),
     Case("services", "list", (), _never_synced("services")),
     Case("namespaces", "list", (), _never_synced("namespaces")),
+    Case("kernelpools", "list", (), _never_synced("kernelpools")),
+    Case("secrets", "get", (), _pools_without_key),
 ]
 
 
