@@ -40,7 +40,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "hack"))
 
-from benchlib import Proc, http_ok, percentile, wait_until
+from benchlib import CpuMeter, Proc, http_ok, percentile, wait_until
 from informers import (
     FuncHandler,
     Resource,
@@ -96,6 +96,7 @@ class Stopwatch:
     def __init__(self, rest: RestClient, namespace: str, clients: ThreadPoolExecutor) -> None:
         self.lock = threading.Lock()
         self.created: dict[str, float] = {}
+        self.listed: dict[str, float] = {}  # first seen by the watch
         self.ready: dict[str, float] = {}
         self.replied: dict[str, float] = {}
         self.errors: dict[str, str] = {}
@@ -112,6 +113,8 @@ class Stopwatch:
 
     def _seen(self, obj: Mapping[str, Any]) -> None:
         name = obj["metadata"]["name"]
+        with self.lock:
+            self.listed.setdefault(name, time.monotonic())
         if not is_ready(obj):
             return
         with self.lock:
@@ -142,8 +145,11 @@ class Stopwatch:
         self.informer.join()
 
 
-def burst(rest: RestClient, namespace: str, names: list[str], *, pooled: bool) -> dict[str, Any]:
-    """Create ``names`` at once and time each to Ready and to its first reply."""
+def burst(
+    rest: RestClient, namespace: str, names: list[str], *, pooled: bool, pids: dict[str, int]
+) -> dict[str, Any]:
+    """Create ``names`` at once and time each to Ready and to its first reply; the CPU
+    seconds each process of the run used meanwhile (the kernels' own aside)."""
     kernels = ResourceClient(rest, KERNELS, namespace=namespace)
     start = threading.Barrier(len(names))
     with ThreadPoolExecutor(len(names), thread_name_prefix="client") as clients:
@@ -156,17 +162,21 @@ def burst(rest: RestClient, namespace: str, names: list[str], *, pooled: bool) -
                     watch.created[name] = time.monotonic()
                 kernels.create(kernel_body(name, pooled=pooled))
 
+            cpu = CpuMeter(pids)
             with ThreadPoolExecutor(len(names), thread_name_prefix="creator") as creators:
                 for future in [creators.submit(create, n) for n in names]:
                     future.result()
             wait_until(lambda: watch.done(names), TIMEOUT, "every kernel to answer")
+            used = cpu.used()
         finally:
             watch.stop()
     if watch.errors:
         raise RuntimeError(f"kernels that did not answer 1+1: {watch.errors}")
     return {
+        "seen": [round(watch.listed[n] - watch.created[n], 4) for n in names],
         "ready": [round(watch.ready[n] - watch.created[n], 4) for n in names],
         "reply": [round(watch.replied[n] - watch.created[n], 4) for n in names],
+        "cpu_seconds": used,
     }
 
 
@@ -207,6 +217,18 @@ def claims(metrics: str) -> dict[str, float]:
     return out
 
 
+def request_seconds(metrics: str) -> dict[str, float]:
+    """The controller's mean API request latency by verb (``rest_client_request_duration``)."""
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for line in metrics.splitlines():
+        for suffix, into in (("_sum{", sums), ("_count{", counts)):
+            if line.startswith("rest_client_request_duration_seconds" + suffix):
+                verb = line.split('verb="', 1)[1].split('"', 1)[0]
+                into[verb] = into.get(verb, 0.0) + float(line.split()[-1])
+    return {verb: round(sums[verb] / n, 4) for verb, n in counts.items() if n}
+
+
 def summary(values: list[float]) -> dict[str, float]:
     return {
         "p50": round(percentile(values, 0.5), 3),
@@ -220,16 +242,21 @@ def table(results: dict[str, Any]) -> str:
         f"{results['kernels']} Kernels created at once, {results['rounds']} rounds, "
         "real kernels on the local node (seconds from the create request)",
         "",
-        "| phase | to Ready p50 | p99 | max | to first execute_reply p50 | p99 | max |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| phase | created, seen by a watch p50 / p99 | to Ready p50 | p99 | max "
+        "| to first execute_reply p50 | p99 | max |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for phase in ("pool", "cold"):
-        r, e = results[phase]["ready"], results[phase]["reply"]
+        w, r, e = (results[phase][what] for what in ("seen", "ready", "reply"))
         lines.append(
-            f"| {phase} | {r['p50']} | {r['p99']} | {r['max']} "
+            f"| {phase} | {w['p50']} / {w['p99']} | {r['p50']} | {r['p99']} | {r['max']} "
             f"| {e['p50']} | {e['p99']} | {e['max']} |"
         )
     lines.append("")
+    for phase in ("pool", "cold"):
+        used = results[phase]["cpu_seconds"][-1]
+        lines.append(f"CPU seconds during the last {phase} burst: {json.dumps(used)}")
+    lines.append(f"controller's mean API request seconds: {results['request_seconds_mean']}")
     lines.append(
         f"pool fill (N standby kernels idle and Ready): {results['pool_fill_seconds']} s; "
         f"claims: {results['claims']}"
@@ -241,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kernels", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the logs and data")
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="pool-bench-"))
@@ -269,8 +297,11 @@ def main(argv: list[str] | None = None) -> int:
          f"--probe-addr=127.0.0.1:{probe_port}"],
         work / "controller.log",
     )  # fmt: skip
+    pids = {name: proc.pid for name, proc in plane.processes.items() if proc.pid is not None}
+    pids |= {"node": node.popen.pid, "controller": controller.popen.pid, "bench": os.getpid()}
+    cpu: dict[str, list[dict[str, float]]] = {"pool": [], "cold": []}
     samples: dict[str, dict[str, list[float]]] = {
-        phase: {"ready": [], "reply": []} for phase in ("pool", "cold")
+        phase: {"seen": [], "ready": [], "reply": []} for phase in ("pool", "cold")
     }
     fills: list[float] = []
     finished = False
@@ -281,14 +312,15 @@ def main(argv: list[str] | None = None) -> int:
         for round_ in range(args.rounds):
             fills.append(round(fill_pool(rest, namespace, args.kernels), 2))
             names = [f"pooled-{round_}-{i}" for i in range(args.kernels)]
-            got = burst(rest, namespace, names, pooled=True)
+            got = burst(rest, namespace, names, pooled=True, pids=pids)
             ResourceClient(rest, POOLS, namespace=namespace).delete(POOL)
             delete_all(rest, namespace, KERNELS, names)
             names = [f"cold-{round_}-{i}" for i in range(args.kernels)]
-            cold = burst(rest, namespace, names, pooled=False)
+            cold = burst(rest, namespace, names, pooled=False, pids=pids)
             delete_all(rest, namespace, KERNELS, names)
             for phase, figures in (("pool", got), ("cold", cold)):
-                for what in ("ready", "reply"):
+                cpu[phase].append(figures["cpu_seconds"])
+                for what in ("seen", "ready", "reply"):
                     samples[phase][what] += figures[what]
             print(
                 f"round {round_ + 1}: pool ready p50 {percentile(got['ready'], 0.5):.3f} s, "
@@ -299,18 +331,20 @@ def main(argv: list[str] | None = None) -> int:
             "kernels": args.kernels,
             "rounds": args.rounds,
             "pool_fill_seconds": fills,
-            "claims": claims(http_ok(f"http://127.0.0.1:{metrics_port}/metrics") or ""),
+            "claims": claims(metrics := http_ok(f"http://127.0.0.1:{metrics_port}/metrics") or ""),
+            "request_seconds_mean": request_seconds(metrics),
         }
         for phase, figures in samples.items():
             results[phase] = {what: summary(values) for what, values in figures.items()}
             results[phase]["samples"] = figures
+            results[phase]["cpu_seconds"] = cpu[phase]
         finished = True
     finally:
         close_api_client(api)
         controller.stop()
         node.stop()
         plane.stop()
-        if finished:
+        if finished and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"logs and data kept in {work}", file=sys.stderr)

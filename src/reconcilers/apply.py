@@ -179,18 +179,18 @@ class Applier:
         try:
             if desired.pod is not None and not awaiting_pod:
                 self._start_pod(kernel, desired, observed, step)
+            to_activate = step.claimed
+            if to_activate is None and desired.activate is not None:
+                to_activate = observed.pod
+            if to_activate is not None and self._claims is not None:
+                # In the background (meanwhile the Service is made); its end enqueues the
+                # Kernel again.
+                step.awaiting_activation = True
+                self._claims.ensure_activation(kernel, to_activate, desired)
             if desired.service is not None and not self._expectations.pending(SERVICE, key):
                 step.created_service = self._ensure_service(
                     kernel, desired.service, observed.service
                 )
-            if step.claimed is not None:
-                self._activate(kernel, step.claimed, desired)
-            elif desired.activate is not None and observed.pod is not None and self._claims:
-                step.awaiting_activation = self._claims.recorded(
-                    observed.pod, desired.identity.kernel_id if desired.identity else ""
-                )
-                if not step.awaiting_activation:
-                    self._activate(kernel, observed.pod, desired)
             self._delete_surplus(kernel, desired.delete_pods)
         finally:
             self._record_created(kernel, step, pool=desired.pool)
@@ -288,13 +288,6 @@ class Applier:
             self._expectations.expect(POD, str(object_key(kernel)))
             self._metrics.pool_claim("hit")
         return claimed
-
-    def _activate(self, kernel: Obj, pod: Obj, desired: Desired) -> None:
-        assert self._claims is not None
-        self._claims.activate(kernel, pod, desired)
-        log.info(
-            "activated pod %s", meta(pod).get("name"), extra={"kernel": str(object_key(kernel))}
-        )
 
     def _record_created(self, kernel: Obj, step: _Step, *, pool: str | None) -> None:
         """One Normal Event for what this pass created (for a new Kernel: Pod and Service, or

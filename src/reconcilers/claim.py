@@ -18,7 +18,13 @@ Every step is idempotent, and the API's optimistic concurrency is the arbiter:
 
 A controller that dies between any two steps leaves nothing half-claimed: on restart the
 Kernel finds its claimed Pod by label, not activated, and activates it.
-Runs on worker threads.
+
+Claims run on worker threads. Activations (steps 2 and 3) run on a pool of activation
+threads of their own (:meth:`PoolClaims.ensure_activation` starts one and returns): the
+kernel's start takes a moment, and a burst of pooled Kernels must not wait for each other's
+behind a few workers. When one ends, ``on_done`` gets the Kernel's key (the controller
+enqueues it); a failure is raised by the Kernel's next pass, so its retries are rate limited
+as any reconcile error.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from cachetools import TTLCache
 
@@ -41,6 +49,7 @@ from reconcilers.desired import Desired
 from reconcilers.model import (
     ACTIVATED_ANNOTATION,
     FIELD_MANAGER,
+    NAME_LABEL,
     SECRET_KEY_FIELD,
     Obj,
     controlled_by,
@@ -54,6 +63,8 @@ log = logging.getLogger(__name__)
 
 KEY_MEMORY_SECONDS = 600.0
 RECORDED_MEMORY_SECONDS = 30.0
+TAKEN_MEMORY_SECONDS = 30.0  # longer than the cache takes to show a claim
+ACTIVATION_THREADS = 16  # activations at once: each mostly waits for its kernel to start
 
 
 class PoolClaims:
@@ -68,7 +79,15 @@ class PoolClaims:
         activator: Activator,
         activation_key: bytes | None,
         activation_port: int,
+        on_done: Callable[[str], None] = lambda key: None,
+        threads: int = ACTIVATION_THREADS,
     ) -> None:
+        self._on_done = on_done
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="activation")
+        # Pod uid -> its activation running on the executor; then what it raised, if anything,
+        # until the Kernel's next pass raises it (guarded by _lock)
+        self._running: dict[str, Future[None]] = {}
+        self._failed: dict[str, Exception] = {}
         self._pods = pods
         self._secrets = secrets
         self._activator = activator
@@ -78,6 +97,10 @@ class PoolClaims:
         # Kernel uid -> the key its activation is being tried with (until it succeeds)
         self._keys: TTLCache[str, str] = TTLCache(  # guarded by _lock
             maxsize=100_000, ttl=KEY_MEMORY_SECONDS, timer=time.monotonic
+        )
+        # uids of Pods claimed (or being claimed) lately, by this process or another
+        self._taken: TTLCache[str, bool] = TTLCache(  # guarded by _lock
+            maxsize=100_000, ttl=TAKEN_MEMORY_SECONDS, timer=time.monotonic
         )
         # Pod uid -> the kernel id its activation was recorded for, until the cache shows it
         self._activated: TTLCache[str, str] = TTLCache(  # guarded by _lock
@@ -90,10 +113,19 @@ class PoolClaims:
         return self._key is not None
 
     def claim(self, kernel: Obj, candidates: tuple[Obj, ...]) -> Obj | None:
-        """Claim the first of ``candidates`` that is still free; the claimed Pod, or None."""
+        """Claim the first of ``candidates`` that is still free; the claimed Pod, or None.
+
+        Pods this process saw claimed (by itself or, from a conflict, by another) are skipped
+        until the cache catches up: in a burst, the cache still shows idle the Pods that
+        other workers have just claimed, and trying them would cost a conflict each."""
         namespace = meta(kernel).get("namespace", "")
         for pod in candidates:
             name = str(meta(pod).get("name", ""))
+            uid = str(meta(pod).get("uid", ""))
+            with self._lock:
+                if uid in self._taken:
+                    continue
+                self._taken[uid] = True
             try:
                 claimed: Obj = self._pods.patch(
                     name,
@@ -104,11 +136,14 @@ class PoolClaims:
             except NotFound:
                 continue  # gone meanwhile: the next one
             except Conflict:
-                mine = self._claimed_for(kernel, name, namespace)
+                mine, free = self._after_conflict(kernel, name, namespace)
                 if mine is None:
+                    if free:  # only changed (e.g. its status): a later pass may claim it
+                        self._untake(uid)
                     continue  # claimed by another Kernel, or deleted: the next one
                 claimed = mine  # our own earlier claim (another replica's, before a failover)
             except ApiError as err:
+                self._untake(uid)
                 raise TransientError(f"claim pod {name}: {err}") from err
             log.info(
                 "claimed pod %s", name, extra={"kernel": f"{namespace}/{meta(kernel)['name']}"}
@@ -116,15 +151,73 @@ class PoolClaims:
             return claimed
         return None
 
-    def _claimed_for(self, kernel: Obj, name: str, namespace: str) -> Obj | None:
-        """After a conflict: the Pod, if it is now claimed for this very Kernel."""
+    def _after_conflict(self, kernel: Obj, name: str, namespace: str) -> tuple[Obj | None, bool]:
+        """After a conflict: the Pod if it is now claimed for this very Kernel; and whether it
+        is still free (unclaimed, not being deleted)."""
         try:
             pod: Obj = self._pods.get(name, namespace=namespace)
         except ApiError:
-            return None
-        if controlled_by(pod, kernel) and not meta(pod).get("deletionTimestamp"):
-            return pod
-        return None
+            return None, False
+        m = meta(pod)
+        if m.get("deletionTimestamp"):
+            return None, False
+        if controlled_by(pod, kernel):
+            return pod, False
+        return None, NAME_LABEL not in (m.get("labels") or {})
+
+    def _untake(self, uid: str) -> None:
+        with self._lock:
+            self._taken.pop(uid, None)
+
+    def ensure_activation(self, kernel: Obj, pod: Obj, desired: Desired) -> None:
+        """Have the claimed ``pod`` activated for ``kernel`` in the background, unless that is
+        under way or done (and waits for the cache to show it). An activation that failed
+        since the last pass is raised here (``TransientError``/``TerminalError``) and tried
+        again on the next pass."""
+        uid = str(meta(pod).get("uid", ""))
+        kernel_key = f"{meta(kernel).get('namespace', '')}/{meta(kernel).get('name', '')}"
+        identity = desired.identity
+        with self._lock:
+            if uid in self._running:
+                return
+            failure = self._failed.pop(uid, None)
+            if failure is None and identity and self._activated.get(uid) == identity.kernel_id:
+                return
+        if failure is not None:
+            raise failure
+
+        def run() -> None:
+            try:
+                self.activate(kernel, pod, desired)
+            except (TransientError, TerminalError) as err:
+                with self._lock:
+                    self._failed[uid] = err
+            except Exception as err:  # anything else: reported by the Kernel's next pass
+                log.exception("activation of pod %s failed", meta(pod).get("name"))
+                with self._lock:
+                    self._failed[uid] = TransientError(
+                        f"activate pod {meta(pod).get('name')}: {err}"
+                    )
+            finally:
+                with self._lock:
+                    self._running.pop(uid, None)
+                self._on_done(kernel_key)
+
+        with self._lock:
+            try:
+                self._running[uid] = self._executor.submit(run)
+            except RuntimeError as err:  # shut down: the controller is stopping
+                raise TransientError("the controller is stopping") from err
+
+    def activated_for(self, pod: Obj) -> str | None:
+        """The kernel id this process activated ``pod`` for and recorded, in the moments
+        before the cache shows the record."""
+        with self._lock:
+            return self._activated.get(str(meta(pod).get("uid", "")))
+
+    def stop(self, *, wait: bool) -> None:
+        """Start no activation any more; with ``wait``, join those under way."""
+        self._executor.shutdown(wait=wait, cancel_futures=True)
 
     def activate(self, kernel: Obj, pod: Obj, desired: Desired) -> None:
         """Give the claimed ``pod``'s kernel the Kernel's identity and record it."""
@@ -170,13 +263,7 @@ class PoolClaims:
         self._forget_key(uid)
         with self._lock:
             self._activated[str(meta(pod).get("uid", ""))] = identity.kernel_id
-
-    def recorded(self, pod: Obj, kernel_id: str) -> bool:
-        """Whether this process activated ``pod`` for ``kernel_id`` and recorded it, though
-        the cache may not show the annotation yet (then there is nothing to do but wait for
-        it: its event brings the next pass)."""
-        with self._lock:
-            return self._activated.get(str(meta(pod).get("uid", ""))) == kernel_id
+        log.info("activated pod %s", name, extra={"kernel": f"{namespace}/{meta(kernel)['name']}"})
 
     def _forget_key(self, uid: str) -> None:
         with self._lock:

@@ -33,7 +33,7 @@ from reconcilers.model import (
     pool_ref,
 )
 from reconcilers.outcome import DONE, Result
-from reconcilers.pooled import activated_for, idle_candidates
+from reconcilers.pooled import activated_for, idle_candidates, with_activation
 
 REISSUE_MEMORY_SECONDS = 2 * 3600.0
 INVOLVED_INDEX = "involved-object"
@@ -163,7 +163,9 @@ class KernelReconciler:
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         pools: Lookup | None = None,
         pool_pods: IndexedLookup | None = None,
+        activations: Callable[[Obj], str | None] | None = None,
     ) -> None:
+        self._activations = activations
         self._kernels = kernels
         self._pools = pools
         self._pool_pods = pool_pods
@@ -183,6 +185,10 @@ class KernelReconciler:
         pod, surplus = choose_pod(
             kernel, self._pods.get(key), self._pods.by_index(KERNEL_POD_INDEX, key)
         )
+        if pod is not None and self._activations is not None and not activated_for(pod):
+            recorded = self._activations(pod)
+            if recorded:
+                pod = with_activation(pod, recorded)  # activated, the cache not there yet
         pool = standby = None
         pool_name = pool_ref(kernel)
         if pool_name is not None and self._pools is not None:

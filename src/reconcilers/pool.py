@@ -56,8 +56,10 @@ from reconcilers.model import (
 )
 from reconcilers.outcome import DONE, Result, TransientError
 from reconcilers.pooled import (
+    activated_for,
     build_activation_secret,
     build_standby_pod,
+    controlled_by_pool,
     is_standby,
     is_terminal,
     pod_ready,
@@ -70,6 +72,8 @@ log = logging.getLogger(__name__)
 IN_FLIGHT_TTL_SECONDS = 30.0
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 300.0
+ACTIVATION_HOLD_SECONDS = 10.0  # the refill waits at most this for a claim's activation
+CLAIM_QUIET_SECONDS = 1.0  # and this long after a claim was first seen
 
 TokenFor = Callable[[str, str], str]
 """``(namespace, pod name) -> activation token``."""
@@ -204,6 +208,11 @@ class PoolReconciler:
         self._tokens: TTLCache[str, bool] = TTLCache(  # guarded by _lock
             maxsize=100_000, ttl=3600.0, timer=monotonic
         )
+        # uids of claimed Pods being activated -> when a pass first saw them so
+        self._activating: TTLCache[str, float] = TTLCache(  # guarded by _lock
+            maxsize=100_000, ttl=2 * ACTIVATION_HOLD_SECONDS, timer=monotonic
+        )
+        self._monotonic = monotonic
 
     @property
     def enabled(self) -> bool:
@@ -240,7 +249,10 @@ class PoolReconciler:
         requeue_after: float | None = None
         error: TransientError | None = None
         try:
-            if have < want and self.enabled:
+            hold = self._activations_hold(pods, pool) if have < want else 0.0
+            if hold > 0:
+                requeue_after = hold  # their annotation's event usually comes first
+            elif have < want and self.enabled:
                 requeue_after = self._scale_up(key, pool, want - have)
             elif have > want:
                 self._scale_down(key, pool, idle, have - want)
@@ -266,6 +278,30 @@ class PoolReconciler:
         return Result(requeue_after=requeue_after)
 
     # ------------------------------------------------------------- scaling
+    def _activations_hold(self, pods: Sequence[Obj], pool: Obj) -> float:
+        """How long the refill still waits for the pool's claimed kernels being activated
+        (0: it need not). Standby kernels starting now would take CPU from the kernels users
+        are waiting for, on nodes they share; a claim waits at most ``ACTIVATION_HOLD_SECONDS``
+        so that an activation that keeps failing never stops the refill."""
+        now = self._monotonic()
+        left = 0.0
+        with self._lock:
+            for pod in pods:
+                m = meta(pod)
+                labels = m.get("labels") or {}
+                if NAME_LABEL not in labels or controlled_by_pool(pod, pool):
+                    continue
+                uid = str(m.get("uid", ""))
+                if activated_for(pod) or m.get("deletionTimestamp") or is_terminal(pod):
+                    # Activated: a burst of claims may go on; wait a moment after each.
+                    since = self._activating.get(uid)
+                    if since is not None:
+                        left = max(left, since + CLAIM_QUIET_SECONDS - now)
+                    continue
+                since = self._activating.setdefault(uid, now)
+                left = max(left, since + ACTIVATION_HOLD_SECONDS - now)
+        return left
+
     def _scale_up(self, key: str, pool: Obj, missing: int) -> float | None:
         """Create up to ``missing`` standby Pods; the seconds to wait when backing off."""
         wait = self._backoff.wait(key)

@@ -44,6 +44,14 @@ def activated_for(pod: Obj) -> str | None:
     return str(value) if value else None
 
 
+def with_activation(pod: Obj, kernel_id: str) -> Obj:
+    """``pod`` as it is once its activation for ``kernel_id`` is recorded: what the cache
+    shows a moment later (a read-your-writes view for the pass right after the activation)."""
+    m = meta(pod)
+    annotations = {**(m.get("annotations") or {}), ACTIVATED_ANNOTATION: kernel_id}
+    return {**pod, "metadata": {**m, "annotations": annotations}}
+
+
 def controlled_by_pool(pod: Obj, pool: Obj) -> bool:
     uid = meta(pool).get("uid")
     return any(

@@ -21,6 +21,7 @@ from reconcilers.pooled import (
     claim_patch,
     idle_candidates,
     standby_pod_name,
+    with_activation,
     with_template,
 )
 
@@ -333,6 +334,17 @@ def test_a_claimed_pod_is_activated_before_the_kernel_is_ready() -> None:
     assert active.status["conditions"][0]["status"] == "True"
     assert active.ready_source == "pool"
     assert active.became_ready_after == 1.0
+
+
+def test_a_recorded_activation_not_in_the_cache_yet_turns_the_kernel_ready() -> None:
+    k = kernel(annotations={"jupyter.org/kernel-id": "kid"})
+    claimed = freeze(standby("a", claimed_by="k"))
+
+    seen = with_activation(claimed, "kid")
+
+    assert run(k, pod=seen).status["conditions"][0]["status"] == "True"
+    assert seen["metadata"]["annotations"]["jupyter.org/activated-for"] == "kid"
+    assert "jupyter.org/activated-for" not in (claimed["metadata"].get("annotations") or {})
 
 
 def test_an_exited_or_deleted_claimed_pod_is_not_activated() -> None:
