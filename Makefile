@@ -13,7 +13,7 @@ LOCALCLUSTER := PYTHONPATH=hack $(VENV_PY) -m localcluster
 NODE_DIR := .localnode
 LOCALNODE_DAEMON := PYTHONPATH=src:hack $(VENV_PY) -m localnode.daemon
 
-.PHONY: help venv controlplane cluster-up cluster-down cluster-status node-up node-down run down crd kernel-launch-config image manifests lint typecheck test test-unit bench-informer bench bench-pool clean
+.PHONY: help venv controlplane cluster-up cluster-down cluster-status node-up node-down run down crd kernel-launch-config image kernel-image container-tools manifests lint typecheck test test-unit bench-informer bench bench-pool clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -58,8 +58,15 @@ kernel-launch-config: ## copy kernel_launch/ scripts into config/kernel-launch/ 
 	hack/sync-kernel-launch.sh
 
 IMAGE ?= kernel-controller:latest
-image: ## build the controller image (IMAGE=kernel-controller:latest)
-	docker build -t $(IMAGE) .
+image: ## build the controller image with podman (IMAGE=kernel-controller:latest; `docker build -t IMAGE .` works too)
+	hack/image/build.sh controller $(IMAGE)
+
+KERNEL_IMAGE ?= kernel-py:dev
+kernel-image: ## build the kernel image with podman (KERNEL_IMAGE=kernel-py:dev; or `docker build -t IMAGE kernel_launch/`)
+	hack/image/build.sh kernel $(KERNEL_IMAGE)
+
+container-tools: ## install podman, buildah, runc and mmdebstrap from Debian's packages (root or sudo)
+	hack/image/install-tools.sh
 
 manifests: venv ## print everything config/default installs (kubectl kustomize config/default)
 	$(VENV)/bin/kubectl kustomize config/default

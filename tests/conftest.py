@@ -8,6 +8,7 @@ control plane on first use, with the CRDs of ``config/crd/bases`` installed. Set
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -32,6 +33,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "integration" in item.path.parts or "e2e" in item.path.parts:
             item.add_marker(pytest.mark.cluster)
+
+
+_SESSION_STARTED = time.time()
+IMAGES_REPORT = Path(__file__).resolve().parents[1] / ".bench" / "images.json"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The images built by tests/integration/deploy/test_containers.py: build time, size."""
+    if IMAGES_REPORT.is_file() and IMAGES_REPORT.stat().st_mtime >= _SESSION_STARTED:
+        terminalreporter.write_sep("-", "images built (podman)")
+        for name, image in json.loads(IMAGES_REPORT.read_text()).items():
+            terminalreporter.write_line(
+                f"{name}: {image['tag']}, {image['size_mb']} MB, built in "
+                f"{image['build_seconds']} s"
+            )
 
 
 @pytest.hookimpl(wrapper=True)

@@ -7,6 +7,7 @@ Python, so the tests need nothing installed on the machine.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -251,3 +252,19 @@ def container_args(
     expand: Callable[[re.Match[str]], str] = lambda m: env.get(m.group(1), m.group(0))  # noqa: E731
     args = [_VAR.sub(expand, arg) for arg in container.get("args", [])]
     return [a for a in args if a.split("=", 1)[0] not in drop]
+
+
+@functools.cache
+def manager_deployment() -> Doc:
+    """The controller's Deployment as ``config/manager`` renders it."""
+    return find(render(CONFIG / "manager"), "Deployment", "kernel-controller")
+
+
+def deployment_args(namespace: str) -> list[str]:
+    """The Deployment's args as the kubelet would run them in ``namespace`` (the listen
+    addresses aside: a test picks free loopback ports)."""
+    return container_args(
+        manager_deployment(),
+        env={"POD_NAMESPACE": namespace},
+        drop=("--metrics-addr", "--probe-addr"),
+    )

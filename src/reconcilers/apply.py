@@ -106,6 +106,7 @@ class _Step:
     created_service: bool = False
     claimed: Obj | None = None
     awaiting_activation: bool = False  # done, but the cache does not show it yet
+    pod_unseen: bool = False  # a create found the Pod there already; the cache will show it
     terminal: TerminalError | None = None
 
 
@@ -196,7 +197,11 @@ class Applier:
             self._record_created(kernel, step, pool=desired.pool)
 
         busy = (
-            step.created_pod or step.claimed is not None or step.awaiting_activation or awaiting_pod
+            step.created_pod
+            or step.pod_unseen
+            or step.claimed is not None
+            or step.awaiting_activation
+            or awaiting_pod
         )
         if not busy and not desired.delete_kernel:
             wrote = self._write_status(kernel, step.status)
@@ -246,7 +251,7 @@ class Applier:
             return
         namespace = meta(kernel).get("namespace", "")
         try:
-            self._create_pod(kernel, desired)
+            created = self._create_pod(kernel, desired)
         except (Invalid, BadRequest, Forbidden) as err:
             self._metrics.kernel_create_failed(namespace)
             message = f"cannot create the kernel's Pod: {err.message}"
@@ -258,6 +263,9 @@ class Applier:
                 self._write_status(kernel, step.status)
                 raise TransientError(message) from err
             step.terminal = TerminalError(message)
+            return
+        if not created:
+            step.pod_unseen = True
             return
         step.created_pod = True
         if desired.pool is not None:
@@ -325,7 +333,9 @@ class Applier:
             )
 
     # --------------------------------------------------------------- children
-    def _create_pod(self, kernel: Obj, desired: Desired) -> None:
+    def _create_pod(self, kernel: Obj, desired: Desired) -> bool:
+        """Create the Kernel's Pod (and, in secret mode, its Secret first); whether this call
+        created it (False: it already existed)."""
         assert desired.pod is not None
         m = meta(kernel)
         namespace = m.get("namespace", "")
@@ -345,6 +355,8 @@ class Applier:
         try:
             self._c.pods.create(desired.pod, namespace=namespace)
         except Conflict as err:
+            if err.already_exists:
+                return False  # as for the Service: the cache will show whose it is
             self._expectations.observed(POD, key)
             raise TransientError(f"create pod: {err}") from err
         except TRANSIENT as err:
@@ -356,6 +368,7 @@ class Applier:
             raise
         self._metrics.kernel_created(namespace)
         log.info("created pod", extra={"kernel": key})
+        return True
 
     def _ensure_service(self, kernel: Obj, desired: dict[str, Any], cached: Obj | None) -> bool:
         """Create the Service when missing (True), else correct its drift (False)."""
@@ -366,6 +379,13 @@ class Applier:
             self._expectations.expect(SERVICE, key)
             try:
                 self._c.services.create(desired, namespace=namespace)
+            except Conflict as err:
+                if err.already_exists:
+                    # Ours from an earlier attempt that failed late (a timeout after the
+                    # write), or a stranger's: the cache tells which once it shows it.
+                    return False
+                self._expectations.observed(SERVICE, key)
+                raise TransientError(f"create service: {err}") from err
             except ApiError as err:
                 self._expectations.observed(SERVICE, key)
                 _raise_if_terminating(err)

@@ -12,13 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import pytest
 
 from controllerprocess import ControllerProcess
-from deploytest import CONFIG, Doc, container_args, find, render, without_rule
+from deploytest import deployment_args, without_rule
 from eventually import eventually
 from kerneltest import Clients, kernel_body, pool_body
 
@@ -28,21 +27,6 @@ STANDBY = "jupyter.org/kernel-pool=warm,!jupyter.org/kernel-name"
 NOW = "2026-01-01T00:00:00Z"
 ABSENT_FOR = 3.0  # how long something that must not happen is watched for, once the
 # evidence that the controller got past that point (its log line) is there
-
-
-@cache
-def _deployment() -> Doc:
-    return find(render(CONFIG / "manager"), "Deployment", "kernel-controller")
-
-
-def deployment_args(namespace: str) -> list[str]:
-    """The Deployment's args as the kubelet would run them in ``namespace`` (the listen
-    addresses aside: the test picks free loopback ports)."""
-    return container_args(
-        _deployment(),
-        env={"POD_NAMESPACE": namespace},
-        drop=("--metrics-addr", "--probe-addr"),
-    )
 
 
 def ready(clients: Clients, name: str) -> dict[str, Any] | None:
