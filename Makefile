@@ -13,7 +13,7 @@ LOCALCLUSTER := PYTHONPATH=hack $(VENV_PY) -m localcluster
 NODE_DIR := .localnode
 LOCALNODE_DAEMON := PYTHONPATH=src:hack $(VENV_PY) -m localnode.daemon
 
-.PHONY: help venv controlplane cluster-up cluster-down cluster-status node-up node-down run down crd kernel-launch-config image kernel-image container-tools manifests lint typecheck test test-unit bench-informer bench bench-pool clean
+.PHONY: help venv controlplane cluster-up cluster-down cluster-status node-up node-down run down crd kernel-launch-config image kernel-image container-tools docs docs-tools manifests lint typecheck test test-unit bench-informer bench bench-pool clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -68,16 +68,23 @@ kernel-image: ## build the kernel image with podman (KERNEL_IMAGE=kernel-py:dev;
 container-tools: ## install podman, buildah, runc and mmdebstrap from Debian's packages (root or sudo)
 	hack/image/install-tools.sh
 
+docs: venv ## build the documentation site into site/ (mkdocs --strict: broken links fail)
+	$(VENV_PY) hack/docs/api_reference.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+docs-tools: ## install Chromium from Debian's packages, for the docs site test (root or sudo)
+	hack/docs/install-browser.sh
+
 manifests: venv ## print everything config/default installs (kubectl kustomize config/default)
 	$(VENV)/bin/kubectl kustomize config/default
 
 lint: venv ## ruff, formatting and the layering contracts
-	$(VENV)/bin/ruff check src hack tests kernel_launch
-	$(VENV)/bin/ruff format --check src hack tests kernel_launch
+	$(VENV)/bin/ruff check src hack tests kernel_launch bench
+	$(VENV)/bin/ruff format --check src hack tests kernel_launch bench
 	$(VENV)/bin/lint-imports
 
 typecheck: venv ## mypy --strict
-	$(VENV)/bin/mypy src hack/localcluster hack/crd hack/localnode hack/kernel_connect.py bench kernel_launch
+	$(VENV)/bin/mypy src hack/localcluster hack/crd hack/localnode hack/kernel_connect.py hack/docs bench kernel_launch
 
 test-unit: venv ## unit tests only (no cluster)
 	$(VENV)/bin/pytest tests/unit

@@ -67,6 +67,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "hack"))
 
 from benchlib import CpuMeter, Proc, http_ok, percentile, wait_until
+from charts import controller_chart
 from informers import (
     FuncHandler,
     Resource,
@@ -628,6 +629,7 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
     print(table(results))
+    print(f"chart: {controller_chart(results)}")
     return 0
 
 

@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "hack"))
 
 from benchlib import CpuMeter, Proc, http_ok, percentile, wait_until
+from charts import pool_chart
 from informers import (
     FuncHandler,
     Resource,
@@ -264,6 +265,41 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def rounds(
+    rest: RestClient, namespace: str, *, kernels: int, count: int, pids: dict[str, int]
+) -> dict[str, Any]:
+    """``count`` rounds of a pooled burst then a cold one, ``kernels`` Kernels each."""
+    cpu: dict[str, list[dict[str, float]]] = {"pool": [], "cold": []}
+    samples: dict[str, dict[str, list[float]]] = {
+        phase: {"seen": [], "ready": [], "reply": []} for phase in ("pool", "cold")
+    }
+    fills: list[float] = []
+    for round_ in range(count):
+        fills.append(round(fill_pool(rest, namespace, kernels), 2))
+        names = [f"pooled-{round_}-{i}" for i in range(kernels)]
+        got = burst(rest, namespace, names, pooled=True, pids=pids)
+        ResourceClient(rest, POOLS, namespace=namespace).delete(POOL)
+        delete_all(rest, namespace, KERNELS, names)
+        names = [f"cold-{round_}-{i}" for i in range(kernels)]
+        cold = burst(rest, namespace, names, pooled=False, pids=pids)
+        delete_all(rest, namespace, KERNELS, names)
+        for phase, figures in (("pool", got), ("cold", cold)):
+            cpu[phase].append(figures["cpu_seconds"])
+            for what in ("seen", "ready", "reply"):
+                samples[phase][what] += figures[what]
+        print(
+            f"round {round_ + 1}: pool ready p50 {percentile(got['ready'], 0.5):.3f} s, "
+            f"cold ready p50 {percentile(cold['ready'], 0.5):.3f} s",
+            flush=True,
+        )
+    results: dict[str, Any] = {"kernels": kernels, "rounds": count, "pool_fill_seconds": fills}
+    for phase, figures in samples.items():
+        results[phase] = {what: summary(values) for what, values in figures.items()}
+        results[phase]["samples"] = figures
+        results[phase]["cpu_seconds"] = cpu[phase]
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kernels", type=int, default=20)
@@ -299,45 +335,14 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     pids = {name: proc.pid for name, proc in plane.processes.items() if proc.pid is not None}
     pids |= {"node": node.popen.pid, "controller": controller.popen.pid, "bench": os.getpid()}
-    cpu: dict[str, list[dict[str, float]]] = {"pool": [], "cold": []}
-    samples: dict[str, dict[str, list[float]]] = {
-        phase: {"seen": [], "ready": [], "reply": []} for phase in ("pool", "cold")
-    }
-    fills: list[float] = []
     finished = False
     try:
         wait_until(
             lambda: http_ok(f"http://127.0.0.1:{probe_port}/readyz") is not None, 120, "ready"
         )
-        for round_ in range(args.rounds):
-            fills.append(round(fill_pool(rest, namespace, args.kernels), 2))
-            names = [f"pooled-{round_}-{i}" for i in range(args.kernels)]
-            got = burst(rest, namespace, names, pooled=True, pids=pids)
-            ResourceClient(rest, POOLS, namespace=namespace).delete(POOL)
-            delete_all(rest, namespace, KERNELS, names)
-            names = [f"cold-{round_}-{i}" for i in range(args.kernels)]
-            cold = burst(rest, namespace, names, pooled=False, pids=pids)
-            delete_all(rest, namespace, KERNELS, names)
-            for phase, figures in (("pool", got), ("cold", cold)):
-                cpu[phase].append(figures["cpu_seconds"])
-                for what in ("seen", "ready", "reply"):
-                    samples[phase][what] += figures[what]
-            print(
-                f"round {round_ + 1}: pool ready p50 {percentile(got['ready'], 0.5):.3f} s, "
-                f"cold ready p50 {percentile(cold['ready'], 0.5):.3f} s",
-                flush=True,
-            )
-        results: dict[str, Any] = {
-            "kernels": args.kernels,
-            "rounds": args.rounds,
-            "pool_fill_seconds": fills,
-            "claims": claims(metrics := http_ok(f"http://127.0.0.1:{metrics_port}/metrics") or ""),
-            "request_seconds_mean": request_seconds(metrics),
-        }
-        for phase, figures in samples.items():
-            results[phase] = {what: summary(values) for what, values in figures.items()}
-            results[phase]["samples"] = figures
-            results[phase]["cpu_seconds"] = cpu[phase]
+        results = rounds(rest, namespace, kernels=args.kernels, count=args.rounds, pids=pids)
+        metrics = http_ok(f"http://127.0.0.1:{metrics_port}/metrics") or ""
+        results |= {"claims": claims(metrics), "request_seconds_mean": request_seconds(metrics)}
         finished = True
     finally:
         close_api_client(api)
@@ -352,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(table(results))
+    print(f"chart: {pool_chart(results)}")
     return 0
 
 
