@@ -447,7 +447,7 @@ def restart(
 
 
 def table(results: dict[str, Any]) -> str:
-    """The results as a Markdown table (what the README shows)."""
+    """The results as a Markdown table (what docs/develop/benchmarks.md shows)."""
     runs = results["runs"]
 
     def row(label: str, cell: Callable[[dict[str, Any]], str]) -> str:

@@ -135,6 +135,7 @@ class Applier:
         expectations: Expectations,
         metrics: KernelMetrics | None = None,
         on_reissued: Callable[[Obj], None] = lambda event: None,
+        occurrences: Callable[[Obj], int] = lambda event: 1,
         terminating: TerminatingNamespaces | None = None,
         claims: PoolClaims | None = None,
     ) -> None:
@@ -145,6 +146,7 @@ class Applier:
         self._terminating = terminating if terminating is not None else TerminatingNamespaces()
         self._metrics = metrics or NoKernelMetrics()
         self._on_reissued = on_reissued
+        self._occurrences = occurrences
         # Read-your-writes: the last status written per Kernel and the resourceVersion the
         # cache showed then, so a pass that runs before the informer shows our write does not
         # repeat it. Forgotten as soon as the cache shows another version (or after the TTL).
@@ -325,6 +327,7 @@ class Applier:
                 type_="Warning",
                 reason=str(warning.get("reason") or "PodWarning"),
                 message=f"Reissued from pod/{pod_name}: {warning.get('message', '')}",
+                times=self._occurrences(warning),
             )
             self._on_reissued(warning)
         for event in desired.events:

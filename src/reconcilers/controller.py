@@ -290,6 +290,7 @@ class KernelController:
             expectations=self.expectations,
             metrics=kernel_metrics,
             on_reissued=self.reissued.mark,
+            occurrences=self.reissued.new_occurrences,
             terminating=self.terminating,
             claims=claims,
         )

@@ -137,10 +137,17 @@ class EventRecorder:
             self._thread.join(timeout)
 
     def record(
-        self, kernel: Obj, *, type_: str, reason: str, message: str, kind: str = KIND
+        self,
+        kernel: Obj,
+        *,
+        type_: str,
+        reason: str,
+        message: str,
+        kind: str = KIND,
+        times: int = 1,
     ) -> None:
-        """Record one occurrence of an Event on ``kernel`` (written by the recorder thread);
-        ``kind`` is the involved object's: a Kernel, or a KernelPool."""
+        """Record ``times`` occurrences of an Event on ``kernel`` (written by the recorder
+        thread); ``kind`` is the involved object's: a Kernel, or a KernelPool."""
         m = meta(kernel)
         namespace = m.get("namespace", "")
         if namespace in self._terminating:
@@ -163,12 +170,13 @@ class EventRecorder:
                     first_timestamp=now,
                     involved_version=str(m.get("resourceVersion") or ""),
                     last_timestamp=now,
+                    count=max(1, times),
                 )
                 self._new[key] = series
                 self._drop_oldest_unwritten()
                 self._schedule_locked(key, series, self._monotonic())
             else:
-                series.count += 1
+                series.count += max(1, times)
                 series.last_timestamp = now
                 if series.due is None:
                     self._schedule_locked(key, series, self._next_update(series))

@@ -124,26 +124,32 @@ def new_fresh() -> Fresh:
 
 
 class ReissueLog:
-    """Which Pod Warning Events were already re-issued on their Kernel (in memory, bounded)."""
+    """How far each Pod Warning Event was re-issued on its Kernel: the Event's ``count`` at
+    the last re-issue (in memory, bounded)."""
 
     def __init__(self, *, ttl: float = REISSUE_MEMORY_SECONDS) -> None:
         self._lock = threading.Lock()
-        # guarded by _lock
-        self._done: TTLCache[tuple[str, int], bool] = TTLCache(
-            maxsize=100_000, ttl=ttl, timer=time.monotonic
-        )
+        # Event uid -> its count when last re-issued; guarded by _lock
+        self._done: TTLCache[str, int] = TTLCache(maxsize=100_000, ttl=ttl, timer=time.monotonic)
 
     @staticmethod
-    def _key(event: Obj) -> tuple[str, int]:
-        return str(meta(event).get("uid", "")), int(event.get("count") or 1)
+    def _count(event: Obj) -> int:
+        return int(event.get("count") or 1)
 
     def mark(self, event: Obj) -> None:
+        uid = str(meta(event).get("uid", ""))
         with self._lock:
-            self._done[self._key(event)] = True
+            self._done[uid] = max(self._done.get(uid, 0), self._count(event))
 
     def is_done(self, event: Obj) -> bool:
+        return self.new_occurrences(event) == 0
+
+    def new_occurrences(self, event: Obj) -> int:
+        """Occurrences of ``event`` not re-issued yet: its count since the last re-issue (the
+        cache may show several repeats at once; they are counted, not lost)."""
         with self._lock:
-            return self._key(event) in self._done
+            done = self._done.get(str(meta(event).get("uid", "")), 0)
+        return max(0, self._count(event) - done)
 
 
 class KernelReconciler:
