@@ -77,7 +77,7 @@ def controller_chart(
     ax.set_ylabel("seconds")
     ax.set_title(f"a burst of {results['kernels']} Kernels (make bench)")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3, fontsize="small")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(out)
