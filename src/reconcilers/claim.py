@@ -87,7 +87,9 @@ class PoolClaims:
         # Pod uid -> its activation running on the executor; then what it raised, if anything,
         # until the Kernel's next pass raises it (guarded by _lock)
         self._running: dict[str, Future[None]] = {}
-        self._failed: dict[str, Exception] = {}
+        self._failed: TTLCache[str, Exception] = TTLCache(
+            maxsize=100_000, ttl=KEY_MEMORY_SECONDS, timer=time.monotonic
+        )  # a Kernel deleted after its activation failed never asks again
         self._pods = pods
         self._secrets = secrets
         self._activator = activator
