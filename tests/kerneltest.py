@@ -77,3 +77,12 @@ def kernel_body(name: str, **spec: Any) -> dict[str, Any]:
     body["spec"]["template"].update(spec.pop("template", {}))
     body["spec"].update(spec)
     return body
+
+
+def ready_kernel(clients: Clients, name: str) -> dict[str, Any] | None:
+    """The Kernel ``name`` if its ``Ready`` condition is True, else None (for ``eventually``)."""
+    kernel = clients.get(clients.kernels, name)
+    for cond in ((kernel or {}).get("status") or {}).get("conditions") or ():
+        if cond["type"] == "Ready" and cond["status"] == "True":
+            return kernel
+    return None

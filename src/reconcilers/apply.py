@@ -105,7 +105,7 @@ class _Step:
     created_pod: bool = False
     created_service: bool = False
     claimed: Obj | None = None
-    awaiting_activation: bool = False  # done, but the cache does not show it yet
+    awaiting_activation: bool = False  # under way (or done, and the cache not there yet)
     pod_unseen: bool = False  # a create found the Pod there already; the cache will show it
     terminal: TerminalError | None = None
 

@@ -191,7 +191,12 @@ class KernelReconciler:
         pod, surplus = choose_pod(
             kernel, self._pods.get(key), self._pods.by_index(KERNEL_POD_INDEX, key)
         )
-        if pod is not None and self._activations is not None and not activated_for(pod):
+        if (
+            pod is not None
+            and self._activations is not None
+            and pool_of(pod) is not None
+            and not activated_for(pod)
+        ):
             recorded = self._activations(pod)
             if recorded:
                 pod = with_activation(pod, recorded)  # activated, the cache not there yet

@@ -176,12 +176,12 @@ def meta(obj: Obj) -> Obj:
     return value if isinstance(value, Mapping) else {}
 
 
-def owner_reference(kernel: Obj) -> dict[str, Any]:
-    """The controller ownerReference every child of ``kernel`` carries."""
-    m = meta(kernel)
+def controller_reference(owner: Obj, *, api_version: str, kind: str) -> dict[str, Any]:
+    """A controller ownerReference to ``owner`` (of ``api_version`` and ``kind``)."""
+    m = meta(owner)
     return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
+        "apiVersion": api_version,
+        "kind": kind,
         "name": m.get("name", ""),
         "uid": m.get("uid", ""),
         "controller": True,
@@ -189,10 +189,15 @@ def owner_reference(kernel: Obj) -> dict[str, Any]:
     }
 
 
-def controlled_by(child: Obj, kernel: Obj) -> bool:
-    """True when ``child``'s controller ownerReference names ``kernel`` (by uid)."""
-    uid = meta(kernel).get("uid")
-    for ref in meta(child).get("ownerReferences") or ():
-        if ref.get("controller") and ref.get("kind") == KIND and ref.get("uid") == uid:
-            return True
-    return False
+def owner_reference(kernel: Obj) -> dict[str, Any]:
+    """The controller ownerReference every child of ``kernel`` carries."""
+    return controller_reference(kernel, api_version=API_VERSION, kind=KIND)
+
+
+def controlled_by(child: Obj, owner: Obj, *, kind: str = KIND) -> bool:
+    """True when ``child``'s controller ownerReference names ``owner`` (a ``kind``, by uid)."""
+    uid = meta(owner).get("uid")
+    return any(
+        ref.get("controller") and ref.get("kind") == kind and ref.get("uid") == uid
+        for ref in meta(child).get("ownerReferences") or ()
+    )

@@ -29,6 +29,8 @@ from reconcilers.model import (
     Obj,
     ReconcileSettings,
     activation_secret_name,
+    controlled_by,
+    controller_reference,
     meta,
 )
 
@@ -53,11 +55,7 @@ def with_activation(pod: Obj, kernel_id: str) -> Obj:
 
 
 def controlled_by_pool(pod: Obj, pool: Obj) -> bool:
-    uid = meta(pool).get("uid")
-    return any(
-        ref.get("controller") and ref.get("kind") == POOL_KIND and ref.get("uid") == uid
-        for ref in meta(pod).get("ownerReferences") or ()
-    )
+    return controlled_by(pod, pool, kind=POOL_KIND)
 
 
 def is_standby(pod: Obj, pool: Obj) -> bool:
@@ -108,15 +106,7 @@ def with_template(kernel: Obj, pool: Obj | None) -> Obj:
 
 
 def pool_owner_reference(pool: Obj) -> dict[str, Any]:
-    m = meta(pool)
-    return {
-        "apiVersion": POOL_API_VERSION,
-        "kind": POOL_KIND,
-        "name": m.get("name", ""),
-        "uid": m.get("uid", ""),
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    return controller_reference(pool, api_version=POOL_API_VERSION, kind=POOL_KIND)
 
 
 def standby_pod_name(pool_name: str, suffix: str | None = None) -> str:
@@ -196,16 +186,7 @@ def build_activation_secret(pod: Obj, token: str) -> dict[str, Any]:
         "metadata": {
             "name": activation_secret_name(m.get("name", "")),
             "namespace": m.get("namespace", ""),
-            "ownerReferences": [
-                {
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "name": m.get("name", ""),
-                    "uid": m.get("uid", ""),
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [controller_reference(pod, api_version="v1", kind="Pod")],
         },
         "stringData": {ACTIVATION_TOKEN_FIELD: token},
     }

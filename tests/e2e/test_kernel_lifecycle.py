@@ -6,20 +6,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any
 
 from controllerprocess import ControllerProcess
 from eventually import eventually
 from kernel_connect import connection_info, run_code
 from kerneltest import Clients, kernel_body
-
-
-def ready(clients: Clients, name: str) -> dict[str, Any] | None:
-    kernel = clients.get(clients.kernels, name)
-    for cond in ((kernel or {}).get("status") or {}).get("conditions") or ():
-        if cond["type"] == "Ready" and cond["status"] == "True":
-            return kernel
-    return None
+from kerneltest import ready_kernel as ready
 
 
 def ready_reason(clients: Clients, name: str) -> str | None:

@@ -20,7 +20,7 @@ from controllerprocess import ControllerProcess
 from eventually import eventually
 from informers import ResourceClient, RestClient
 from kernel_connect import connection_info, run_code
-from kerneltest import Clients, kernel_body, pool_body
+from kerneltest import Clients, kernel_body, pool_body, ready_kernel
 from reconcilers.activation import ActivationRequest, HttpActivator, activation_token
 from reconcilers.claim import PoolClaims
 from reconcilers.controller import PODS, SECRETS
@@ -45,14 +45,6 @@ def is_ready(pod: dict[str, Any]) -> bool:
 def ready_standby(clients: Clients, n: int) -> list[dict[str, Any]] | None:
     pods = [p for p in live(clients.list_pods(STANDBY)) if is_ready(p)]
     return pods if len(pods) == n else None
-
-
-def ready_kernel(clients: Clients, name: str) -> dict[str, Any] | None:
-    kernel = clients.get(clients.kernels, name)
-    for cond in ((kernel or {}).get("status") or {}).get("conditions") or ():
-        if cond["type"] == "Ready" and cond["status"] == "True":
-            return kernel
-    return None
 
 
 def kernel_pods(clients: Clients, name: str) -> list[dict[str, Any]]:

@@ -17,18 +17,11 @@ from deploytest import kubectl
 from eventually import eventually
 from kernel_connect import connection_info, run_code
 from kerneltest import Clients, kernel_body, pool_body
+from kerneltest import ready_kernel as ready
 
 TIMEOUT = 90.0
 POOL = "warm"
 STANDBY = f"jupyter.org/kernel-pool={POOL},!jupyter.org/kernel-name"
-
-
-def ready(clients: Clients, name: str) -> dict[str, Any] | None:
-    kernel = clients.get(clients.kernels, name)
-    for cond in ((kernel or {}).get("status") or {}).get("conditions") or ():
-        if cond["type"] == "Ready" and cond["status"] == "True":
-            return kernel
-    return None
 
 
 def pool_status(clients: Clients) -> dict[str, Any]:

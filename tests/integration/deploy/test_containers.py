@@ -16,6 +16,7 @@ Skipped, with the reason, only where podman is not installed (``.ci/run`` instal
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -119,16 +120,12 @@ def self_contained(kubeconfig: str, into: Path) -> Path:
         cluster = entry["cluster"]
         path = cluster.pop("certificate-authority", None)
         if path is not None:
-            cluster["certificate-authority-data"] = _b64(Path(path).read_bytes())
+            cluster["certificate-authority-data"] = base64.b64encode(
+                Path(path).read_bytes()
+            ).decode()
     into.write_text(yaml.safe_dump(config))
     into.chmod(0o644)
     return into
-
-
-def _b64(data: bytes) -> str:
-    import base64  # noqa: PLC0415
-
-    return base64.b64encode(data).decode()
 
 
 def http_get(url: str) -> tuple[int, str]:
