@@ -21,6 +21,8 @@ class CountingObserver:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.by_verb: collections.Counter[str] = collections.Counter()  # guarded by _lock
+        # "verb:resource code" of the requests not answered 2xx; guarded by _lock
+        self.refused: collections.Counter[str] = collections.Counter()
 
     def request_done(
         self, *, method: str, verb: str, resource: str, code: int, seconds: float
@@ -28,6 +30,8 @@ class CountingObserver:
         with self._lock:
             self.by_verb[verb] += 1
             self.by_verb[f"{verb}:{resource}"] += 1
+            if not 200 <= code < 300:
+                self.refused[f"{verb}:{resource} {code}"] += 1
 
     def count(self, verb: str) -> int:
         """Requests of ``verb`` ("create") or of ``verb:resource`` ("create:pods")."""
@@ -42,6 +46,11 @@ class CountingObserver:
                 for k, v in self.by_verb.items()
                 if ":" in k and k.split(":")[0] not in {"get", "list", "watch"}
             }
+
+    def failures(self) -> dict[str, int]:
+        """Requests not answered 2xx, as ``verb:resource code`` -> count (0: no answer)."""
+        with self._lock:
+            return dict(self.refused)
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:

@@ -158,6 +158,11 @@ class Applier:
         # status shows it Ready is not counted again either, after a restart of ours.
         self._ready_seen: LRUCache[str, bool] = LRUCache(READY_MEMORY)  # guarded by _written_lock
 
+    def awaiting(self, key: str) -> frozenset[str]:
+        """The kinds created for the Kernel ``key`` that the cache does not show yet; read it
+        before the cache (see :attr:`Observed.awaiting`)."""
+        return frozenset(k for k in (POD, SERVICE) if self._expectations.pending(k, key))
+
     def apply(self, kernel: Obj, desired: Desired, observed: Observed) -> Result:
         namespace = meta(kernel).get("namespace", "")
         if namespace in self._terminating:
@@ -170,14 +175,13 @@ class Applier:
 
     def _apply(self, kernel: Obj, desired: Desired, observed: Observed) -> Result:
         namespace = meta(kernel).get("namespace", "")
-        key = str(object_key(kernel))
         if desired.annotations is not None:
             self._annotate(kernel, desired.annotations)
 
         # A Pod we created (or claimed) but do not see yet: its informer event brings the next
         # pass, and the status it shows then; writing "no Pod" meanwhile would be a wasted
         # write, and a second claim or create would be one too many.
-        awaiting_pod = desired.pod is not None and self._expectations.pending(POD, key)
+        awaiting_pod = desired.pod is not None and POD in observed.awaiting
         step = _Step(status=desired.status)
         try:
             if desired.pod is not None and not awaiting_pod:
@@ -190,7 +194,7 @@ class Applier:
                 # Kernel again.
                 step.awaiting_activation = True
                 self._claims.ensure_activation(kernel, to_activate, desired)
-            if desired.service is not None and not self._expectations.pending(SERVICE, key):
+            if desired.service is not None and SERVICE not in observed.awaiting:
                 step.created_service = self._ensure_service(
                     kernel, desired.service, observed.service
                 )

@@ -54,6 +54,11 @@ class Observed:
     pool: Obj | None = None
     standby: Sequence[Obj] = ()
     surplus_pods: Sequence[Obj] = ()  # more Pods controlled by the Kernel (to delete)
+    # Kinds ("pod", "service") this process created and its cache did not show yet, read
+    # *before* the cache (as client-go's controllers check their expectations first): a
+    # creation the cache shows clears its expectation only after the cache has the object,
+    # so an expectation seen cleared here means the cache reads below are current.
+    awaiting: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,7 @@ from typing import Protocol
 
 from cachetools import TTLCache
 
-from reconcilers.apply import Applier
-from reconcilers.desired import Observed, desired_state
+from reconcilers.desired import Desired, Observed, desired_state
 from reconcilers.model import (
     KERNEL_ID_ANNOTATION,
     NAME_LABEL,
@@ -49,6 +48,14 @@ class Lookup(Protocol):
 
 class IndexedLookup(Lookup, Protocol):
     def by_index(self, index_name: str, value: str) -> Sequence[Obj]: ...
+
+
+class Applies(Protocol):
+    """What the reconciler needs of :class:`reconcilers.apply.Applier`."""
+
+    def awaiting(self, key: str) -> frozenset[str]: ...
+
+    def apply(self, kernel: Obj, desired: Desired, observed: Observed) -> Result: ...
 
 
 def involved_object_index(event: Obj) -> list[str]:
@@ -162,7 +169,7 @@ class KernelReconciler:
         pods: IndexedLookup,
         services: Lookup,
         warnings: IndexedLookup | None,
-        applier: Applier,
+        applier: Applies,
         settings: ReconcileSettings,
         reissued: ReissueLog,
         fresh: Callable[[], Fresh] = new_fresh,
@@ -188,6 +195,7 @@ class KernelReconciler:
         kernel = self._kernels.get(key)
         if kernel is None or meta(kernel).get("deletionTimestamp"):
             return DONE  # gone or going: the garbage collector removes the children
+        awaiting = self._applier.awaiting(key)  # before the cache reads: see Observed.awaiting
         pod, surplus = choose_pod(
             kernel, self._pods.get(key), self._pods.by_index(KERNEL_POD_INDEX, key)
         )
@@ -215,6 +223,7 @@ class KernelReconciler:
             pool=pool,
             standby=standby or (),
             surplus_pods=surplus,
+            awaiting=awaiting,
         )
         desired = desired_state(
             kernel=kernel,
