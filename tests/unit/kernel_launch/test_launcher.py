@@ -361,6 +361,27 @@ def test_other_languages_fail_clearly_without_their_launcher(
     assert message in kernel.output()
 
 
+def test_config_files_apply_but_never_override_the_launch_settings(
+    start_kernel: Any, base_env: dict[str, str]
+) -> None:
+    # A user's ipython_kernel_config.py is honoured, except for what the launcher sets: the
+    # ports and the key the controller published.
+    profile = Path(base_env["IPYTHONDIR"]) / "profile_default"
+    profile.mkdir(parents=True)
+    (profile / "ipython_kernel_config.py").write_text(
+        "c.IPKernelApp.exec_lines = ['from_config = 41']\n"
+        f"c.IPKernelApp.shell_port = {free_port()}\n"
+        "c.Session.key = b'from-the-config-file'\n"
+    )
+    ports = {name: free_port() for name in PORT_NAMES}
+    env = {f"KERNEL_{name.upper()}_PORT": str(port) for name, port in ports.items()}
+    kernel = start_kernel(KERNEL_KEY=f"key-{uuid.uuid4()}", **env)
+
+    assert kernel.ports() == ports
+    with kernel.client() as kc:  # signed with KERNEL_KEY
+        assert execute(kc, "from_config + 1")["result"] == "42"
+
+
 def test_the_kernel_starts_in_kernel_working_dir(start_kernel: Any, tmp_path: Path) -> None:
     workdir = tmp_path / "notebooks"
     workdir.mkdir()
