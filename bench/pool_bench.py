@@ -305,6 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kernels", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the logs and data")
+    parser.add_argument(
+        "--controller-flag",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="a flag for the controller beside the defaults (repeatable), e.g. --workers=8",
+    )
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="pool-bench-"))
@@ -330,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     controller = Proc(
         [str(Path(sys.executable).with_name("kernel-controller")), f"--kubeconfig={kubeconfig}",
          f"--namespaces={namespace}", f"--metrics-addr=127.0.0.1:{metrics_port}",
-         f"--probe-addr=127.0.0.1:{probe_port}"],
+         f"--probe-addr=127.0.0.1:{probe_port}", *args.controller_flag],
         work / "controller.log",
     )  # fmt: skip
     pids = {name: proc.pid for name, proc in plane.processes.items() if proc.pid is not None}

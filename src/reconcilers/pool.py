@@ -24,7 +24,9 @@ creates nor deletes twice.
 
 Status (merge patch of the status subresource, only when it differs): ``replicas`` (idle),
 ``readyReplicas`` (idle and Ready), ``claimed``, ``selector`` (the idle Pods, for the scale
-subresource), ``observedGeneration`` and a ``Ready`` condition.
+subresource), ``observedGeneration`` and a ``Ready`` condition. While claims of the pool are
+being activated (while the refill waits for them) it is not written: a burst of claims costs one
+status write when it settles, not one per claim.
 
 Without an activation key (see the manager) no standby Pod is created: it could never be
 activated. Runs on the pool workers; ``reconcile`` never sleeps.
@@ -248,6 +250,7 @@ class PoolReconciler:
         have = len(idle) + len(creating)
         requeue_after: float | None = None
         error: TransientError | None = None
+        hold = 0.0
         try:
             hold = self._activations_hold(pods, pool) if have < want else 0.0
             if hold > 0:
@@ -259,6 +262,10 @@ class PoolReconciler:
         except TransientError as err:
             error = err
 
+        if hold > 0 and error is None:
+            # Claims are being activated: each would cost a status write (20 at once, 20
+            # writes); the pass after the hold writes the counts they settled on.
+            return Result(requeue_after=requeue_after)
         claimed = [
             p
             for p in pods

@@ -12,12 +12,14 @@ from typing import Any, cast
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.connect import KernelConnectionInfo
 
+from apistate import apiserver_request_total
 from controllerprocess import ControllerProcess
 from deploytest import kubectl
 from eventually import eventually
 from kernel_connect import connection_info, run_code
 from kerneltest import Clients, kernel_body, pool_body
 from kerneltest import ready_kernel as ready
+from localcluster import ControlPlane
 
 TIMEOUT = 90.0
 POOL = "warm"
@@ -71,8 +73,16 @@ def no_reply(info: dict[str, Any], *, seconds: float) -> bool:
     return False
 
 
+def pool_status_writes(plane: ControlPlane) -> float:
+    totals = apiserver_request_total(plane)
+    return sum(n for (verb, resource, _), n in totals.items() if resource == "kernelpools/status")
+
+
 def test_a_pool_serves_claimed_kernels_refills_and_scales_down_idle_pods_only(
-    controller: Callable[..., ControllerProcess], clients: Clients, kubeconfig: str
+    controller: Callable[..., ControllerProcess],
+    clients: Clients,
+    kubeconfig: str,
+    control_plane: ControlPlane,
 ) -> None:
     proc = controller()
     clients.pools.create(pool_body(POOL, 3))
@@ -80,12 +90,15 @@ def test_a_pool_serves_claimed_kernels_refills_and_scales_down_idle_pods_only(
     standby_names = {p["metadata"]["name"] for p in standby_pods(clients)}
 
     names = ["pooled-1", "pooled-2", "pooled-3"]
+    status_writes = pool_status_writes(control_plane)
     for name in names:
         clients.kernels.create(kernel_body(name, poolRef={"name": POOL}))
     kernels = {
         name: eventually(lambda n=name: ready(clients, n), timeout=TIMEOUT, message="not Ready")
         for name in names
     }
+    # The pool's status is written once the claims settle, not once per claim.
+    assert pool_status_writes(control_plane) - status_writes <= 1
     claimed: set[str] = set()
     infos = {}
     for name, kernel in kernels.items():

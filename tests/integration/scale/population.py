@@ -4,18 +4,14 @@ Kernels have a status), so waiting for thousands of objects never lists them rep
 
 from __future__ import annotations
 
-import re
-import ssl
 import threading
 import time
-import urllib.request
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from informers import FuncHandler, Resource, ResourceClient, RestClient, SharedInformer
 from kerneltest import kernel_body
-from localcluster import ControlPlane
 from reconcilers.controller import KERNELS, PODS, SERVICES
 
 NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
@@ -105,23 +101,3 @@ class NamespaceWatch:
             informer.stop()
         for informer in self.informers:
             informer.join()
-
-
-def apiserver_request_total(plane: ControlPlane) -> dict[tuple[str, str, str], float]:
-    """``apiserver_request_total`` summed by (verb, resource[/subresource], code)."""
-    token = plane.token_path.read_text().strip()
-    request = urllib.request.Request(  # noqa: S310 - the local API server
-        f"{plane.server_url}/metrics", headers={"Authorization": f"Bearer {token}"}
-    )
-    context = ssl.create_default_context(cafile=str(plane.ca_path))
-    with urllib.request.urlopen(request, context=context, timeout=30) as resp:  # noqa: S310
-        text = resp.read().decode()
-    totals: dict[tuple[str, str, str], float] = {}
-    for line in text.splitlines():
-        if not line.startswith("apiserver_request_total{"):
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
-        sub = f"/{labels['subresource']}" if labels.get("subresource") else ""
-        key = (labels.get("verb", ""), labels.get("resource", "") + sub, labels.get("code", ""))
-        totals[key] = totals.get(key, 0.0) + float(line.split()[-1])
-    return totals

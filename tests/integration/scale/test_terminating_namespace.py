@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from apistate import apiserver_request_total
 from controllerprocess import ControllerProcess
 from eventually import eventually
 from informers import Conflict, RequestInfo, ResourceClient, RestClient
@@ -27,7 +28,6 @@ from integration.scale.conftest import CONTROLLER_USER
 from integration.scale.population import (
     NODES,
     NamespaceWatch,
-    apiserver_request_total,
     create_kernels,
     create_namespace,
 )
