@@ -71,6 +71,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from copy import deepcopy
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NotRequired, TypedDict, cast
@@ -412,9 +413,12 @@ def _launcher_app_class() -> Any:
         forced = Config()  # set by _make_app before the instance is made
 
         def parse_command_line(self, argv: Any = None) -> None:
-            super().parse_command_line(argv)
-            self.cli_config.merge(self.forced)  # command-line priority over config files
-            self.update_config(self.forced)
+            """No command line (the launcher passes none): the forced settings take its
+            place, with its priority over config files. Skips building traitlets' parser
+            for every configurable class, ~10 ms of CPU in each kernel's start."""
+            self.argv, self.extra_args = [], []
+            self.cli_config = deepcopy(self.forced)
+            self.update_config(self.cli_config)
 
         def init_connection_file(self) -> None:
             """No connection file: the controller publishes the connection info."""

@@ -24,9 +24,10 @@ creates nor deletes twice.
 
 Status (merge patch of the status subresource, only when it differs): ``replicas`` (idle),
 ``readyReplicas`` (idle and Ready), ``claimed``, ``selector`` (the idle Pods, for the scale
-subresource), ``observedGeneration`` and a ``Ready`` condition. While claims of the pool are
-being activated (while the refill waits for them) it is not written: a burst of claims costs one
-status write when it settles, not one per claim.
+subresource), ``observedGeneration`` and a ``Ready`` condition. A new ``claimed`` count is
+written at once, unless one was written less than ``CLAIMS_STATUS_INTERVAL_SECONDS`` ago: then
+at the end of that interval, with whatever else changed meanwhile. A burst of claims costs two
+status writes, not one per claim, and a single claim shows at once.
 
 Without an activation key (see the manager) no standby Pod is created: it could never be
 activated. Runs on the pool workers; ``reconcile`` never sleeps.
@@ -76,6 +77,7 @@ BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 300.0
 ACTIVATION_HOLD_SECONDS = 10.0  # the refill waits at most this for a claim's activation
 CLAIM_QUIET_SECONDS = 1.0  # and this long after a claim was first seen
+CLAIMS_STATUS_INTERVAL_SECONDS = 0.5  # a new claimed count is written at most this often
 
 TokenFor = Callable[[str, str], str]
 """``(namespace, pod name) -> activation token``."""
@@ -214,6 +216,10 @@ class PoolReconciler:
         self._activating: TTLCache[str, float] = TTLCache(  # guarded by _lock
             maxsize=100_000, ttl=2 * ACTIVATION_HOLD_SECONDS, timer=monotonic
         )
+        # pool key -> when a change of its claimed count was last written
+        self._claims_written: TTLCache[str, float] = TTLCache(  # guarded by _lock
+            maxsize=100_000, ttl=CLAIMS_STATUS_INTERVAL_SECONDS, timer=monotonic
+        )
         self._monotonic = monotonic
 
     @property
@@ -262,10 +268,6 @@ class PoolReconciler:
         except TransientError as err:
             error = err
 
-        if hold > 0 and error is None:
-            # Claims are being activated: each would cost a status write (20 at once, 20
-            # writes); the pass after the hold writes the counts they settled on.
-            return Result(requeue_after=requeue_after)
         claimed = [
             p
             for p in pods
@@ -273,15 +275,13 @@ class PoolReconciler:
             and not meta(p).get("deletionTimestamp")
             and not is_terminal(p)
         ]
-        self._write_status(
-            pool,
-            idle=len(idle),
-            ready=len(ready),
-            claimed=len(claimed),
-            want=want,
+        wait = self._write_status(
+            key, pool, idle=len(idle), ready=len(ready), claimed=len(claimed), want=want
         )
         if error is not None:
             raise error
+        if wait > 0:
+            requeue_after = wait if requeue_after is None else min(requeue_after, wait)
         return Result(requeue_after=requeue_after)
 
     # ------------------------------------------------------------- scaling
@@ -415,7 +415,11 @@ class PoolReconciler:
                 log.warning("%s", err)
 
     # --------------------------------------------------------------- status
-    def _write_status(self, pool: Obj, *, idle: int, ready: int, claimed: int, want: int) -> None:
+    def _write_status(
+        self, key: str, pool: Obj, *, idle: int, ready: int, claimed: int, want: int
+    ) -> float:
+        """Write the status when it changed; 0, or the seconds to wait before it may be
+        written (a change of ``claimed`` at most once per ``CLAIMS_STATUS_INTERVAL_SECONDS``)."""
         m = meta(pool)
         current = pool.get("status") or {}
         condition = self._ready_condition(
@@ -432,7 +436,14 @@ class PoolReconciler:
             desired["observedGeneration"] = m["generation"]
         patch = merge_patch(current, desired)
         if not patch:
-            return
+            return 0.0
+        if "claimed" in patch:  # claims come in bursts: coalesce them
+            now = self._monotonic()
+            with self._lock:
+                last = self._claims_written.get(key)
+                if last is not None and now - last < CLAIMS_STATUS_INTERVAL_SECONDS:
+                    return last + CLAIMS_STATUS_INTERVAL_SECONDS - now
+                self._claims_written[key] = now
         try:
             self._c.pools.patch(
                 str(m.get("name", "")),
@@ -442,9 +453,10 @@ class PoolReconciler:
                 field_manager=FIELD_MANAGER,
             )
         except NotFound:
-            return
+            return 0.0
         except ApiError as err:
             raise TransientError(f"write the status of pool {m.get('name')}: {err}") from err
+        return 0.0
 
     def _ready_condition(
         self, pool: Obj, *, ready: int, want: int, current: Sequence[Obj]
