@@ -256,7 +256,6 @@ class PoolReconciler:
         have = len(idle) + len(creating)
         requeue_after: float | None = None
         error: TransientError | None = None
-        hold = 0.0
         try:
             hold = self._activations_hold(pods, pool) if have < want else 0.0
             if hold > 0:
