@@ -70,6 +70,7 @@ container-tools: ## install podman, buildah, runc and mmdebstrap from Debian's p
 
 docs: venv ## build the documentation site into site/ (mkdocs --strict: broken links fail)
 	$(VENV_PY) hack/docs/api_reference.py
+	$(VENV_PY) hack/docs/fetch_mermaid.py
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 docs-tools: ## install Chromium from Debian's packages, for the docs site test (root or sudo)
