@@ -45,15 +45,12 @@ import argparse
 import json
 import os
 import queue
-import re
 import shutil
-import ssl
 import statistics
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -156,21 +153,9 @@ class Watcher:
 
 def apiserver_requests(plane: ControlPlane) -> dict[tuple[str, str], float]:
     """``apiserver_request_total`` summed by (verb, resource), from the API server itself."""
-    token = plane.token_path.read_text().strip()
-    request = urllib.request.Request(  # noqa: S310 - the local API server
-        f"{plane.server_url}/metrics", headers={"Authorization": f"Bearer {token}"}
-    )
-    context = ssl.create_default_context(cafile=str(plane.ca_path))
-    with urllib.request.urlopen(request, context=context, timeout=30) as resp:  # noqa: S310
-        text = resp.read().decode()
     totals: dict[tuple[str, str], float] = {}
-    for line in text.splitlines():
-        if not line.startswith("apiserver_request_total{"):
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
-        sub = f"/{labels['subresource']}" if labels.get("subresource") else ""
-        key = (labels.get("verb", ""), labels.get("resource", "") + sub)
-        totals[key] = totals.get(key, 0.0) + float(line.split()[-1])
+    for (verb, resource, _), count in plane.request_totals().items():
+        totals[(verb, resource)] = totals.get((verb, resource), 0.0) + count
     return totals
 
 

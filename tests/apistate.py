@@ -1,21 +1,16 @@
-"""What tests against the real API server share: request counting (the client's, and the API
-server's own ``apiserver_request_total``), writes that retry through an API server restart,
-and the server's and a cache's state as ``key -> resourceVersion``."""
+"""What tests against the real API server share: request counting, writes that retry through
+an API server restart, and the server's and a cache's state as ``key -> resourceVersion``."""
 
 from __future__ import annotations
 
 import collections
-import re
-import ssl
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 
 from informers.errors import ApiError, Conflict, ConnectionFailed, NotFound, ServerError
 from informers.resource import Resource, ResourceClient
 from informers.shared_informer import SharedInformer
-from localcluster import ControlPlane
 
 CONFIGMAPS = Resource("", "v1", "configmaps")
 
@@ -104,23 +99,3 @@ def cache_state(informer: SharedInformer) -> dict[str, str]:
         str(informer.indexer.key_func(obj)): obj["metadata"]["resourceVersion"]
         for obj in informer.indexer.list()
     }
-
-
-def apiserver_request_total(plane: ControlPlane) -> dict[tuple[str, str, str], float]:
-    """``apiserver_request_total`` summed by (verb, resource[/subresource], code)."""
-    token = plane.token_path.read_text().strip()
-    request = urllib.request.Request(  # noqa: S310 - the local API server
-        f"{plane.server_url}/metrics", headers={"Authorization": f"Bearer {token}"}
-    )
-    context = ssl.create_default_context(cafile=str(plane.ca_path))
-    with urllib.request.urlopen(request, context=context, timeout=30) as resp:  # noqa: S310
-        text = resp.read().decode()
-    totals: dict[tuple[str, str, str], float] = {}
-    for line in text.splitlines():
-        if not line.startswith("apiserver_request_total{"):
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
-        sub = f"/{labels['subresource']}" if labels.get("subresource") else ""
-        key = (labels.get("verb", ""), labels.get("resource", "") + sub, labels.get("code", ""))
-        totals[key] = totals.get(key, 0.0) + float(line.split()[-1])
-    return totals

@@ -16,6 +16,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import ssl
@@ -175,6 +176,26 @@ class ControlPlane:
                 with contextlib.suppress(ValueError):
                     events.append(json.loads(line))
         return events
+
+    def request_totals(self) -> dict[tuple[str, str, str], float]:
+        """The API server's own ``apiserver_request_total``, summed by (verb,
+        resource[/subresource], code): what every client of it has asked so far."""
+        token = self.token_path.read_text().strip()
+        request = urllib.request.Request(  # noqa: S310 - the local API server
+            f"{self.server_url}/metrics", headers={"Authorization": f"Bearer {token}"}
+        )
+        context = ssl.create_default_context(cafile=str(self.ca_path))
+        with urllib.request.urlopen(request, context=context, timeout=30) as resp:  # noqa: S310
+            text = resp.read().decode()
+        totals: dict[tuple[str, str, str], float] = {}
+        for line in text.splitlines():
+            if not line.startswith("apiserver_request_total{"):
+                continue
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+            sub = f"/{labels['subresource']}" if labels.get("subresource") else ""
+            key = (labels.get("verb", ""), labels.get("resource", "") + sub, labels.get("code", ""))
+            totals[key] = totals.get(key, 0.0) + float(line.split()[-1])
+        return totals
 
     def running(self) -> bool:
         return all(p.alive() for p in self.processes.values())

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from apistate import apiserver_request_total
 from controllerprocess import ControllerProcess
 from eventually import eventually
 from informers import Conflict, RequestInfo, ResourceClient, RestClient
@@ -149,7 +148,7 @@ def test_a_deleted_namespace_costs_less_than_one_write_per_kernel(
         # the deletion begin, so that every write counted below is one it caused.
         eventually(lambda: quiet_since(plane, QUIET_SECONDS), timeout=120, message="never quiet")
 
-        before = apiserver_request_total(plane)
+        before = plane.request_totals()
         deleted_at = datetime.now(UTC)
         client.CoreV1Api(admin_api).delete_namespace(doomed_ns)
         pods = ResourceClient(admin_rest, PODS, namespace=doomed_ns)
@@ -191,7 +190,7 @@ def test_a_deleted_namespace_costs_less_than_one_write_per_kernel(
         errors = [
             line for p in (proc, restarted) for line in p.log_lines() if line["level"] == "error"
         ]
-        after = apiserver_request_total(plane)
+        after = plane.request_totals()
         writes = controller_writes_in(plane, doomed_ns, deleted_at)
         refused = refused_creates(after) - refused_creates(before)
     finally:
