@@ -49,6 +49,10 @@ def pool_chart(results: Mapping[str, Any], out: Path = IMAGES / "pool-bench.png"
     )
     ax.grid(alpha=0.3)
     ax.legend()
+    return _save(plt, fig, out)
+
+
+def _save(plt: Any, fig: Any, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(out)
@@ -78,11 +82,7 @@ def controller_chart(
     ax.set_title(f"a burst of {results['kernels']} Kernels (make bench)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3, fontsize="small")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 def main() -> int:
