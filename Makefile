@@ -65,7 +65,7 @@ KERNEL_IMAGE ?= kernel-py:dev
 kernel-image: ## build the kernel image with podman (KERNEL_IMAGE=kernel-py:dev; or `docker build -t IMAGE kernel_launch/`)
 	hack/image/build.sh kernel $(KERNEL_IMAGE)
 
-container-tools: ## install podman, buildah, runc and mmdebstrap from Debian's packages (root or sudo)
+container-tools: ## install podman, buildah, runc, iptables and mmdebstrap from Debian's packages (root or sudo)
 	hack/image/install-tools.sh
 
 docs: venv ## build the documentation site into site/ (mkdocs --strict: broken links fail)

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install what building and running the images needs, from Debian's packages: podman and
-# buildah (with runc and netavark), and mmdebstrap for the base image's stand-in. Idempotent:
-# nothing is done when every tool is there. Needs root (or sudo).
+# buildah (with runc and netavark, and iptables, which Debian's netavark only suggests but
+# needs to give a build's RUN steps a network), and mmdebstrap for the base image's stand-in.
+# Idempotent: nothing is done when every tool is there. Needs root (or sudo).
 set -euo pipefail
-tools=(podman buildah runc mmdebstrap)
-packages=(podman buildah runc mmdebstrap netavark aardvark-dns uidmap fuse-overlayfs slirp4netns)
+tools=(podman buildah runc mmdebstrap iptables)
+packages=(podman buildah runc mmdebstrap iptables netavark aardvark-dns uidmap fuse-overlayfs slirp4netns)
 missing=()
 for tool in "${tools[@]}"; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if [ ${#missing[@]} -eq 0 ]; then

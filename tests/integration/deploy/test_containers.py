@@ -85,12 +85,15 @@ def ulimits() -> list[str]:
 
 def build(what: str, tag: str) -> Built:
     started = time.monotonic()
-    subprocess.run(
+    done = subprocess.run(
         [str(REPO / "hack" / "image" / "build.sh"), what, tag],
-        check=True,
-        timeout=BUILD_SECONDS,
         capture_output=True,
+        text=True,
+        timeout=BUILD_SECONDS,
+        check=False,
     )
+    if done.returncode != 0:  # the script's stderr holds the build log's tail: show it
+        raise AssertionError(f"building the {what} image failed:\n{done.stderr}")
     size = int(podman("image", "inspect", "--format", "{{.Size}}", tag).strip())
     return Built(tag=tag, seconds=round(time.monotonic() - started, 1), size_bytes=size)
 
