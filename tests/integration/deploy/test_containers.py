@@ -60,13 +60,17 @@ class Built:
     size_bytes: int
 
 
-def podman(*args: str, timeout: float = 120, check: bool = True) -> str:
-    done = subprocess.run(
-        ["podman", *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
+def run(argv: list[str], *, timeout: float, check: bool = True) -> str:
+    """``argv``'s stdout; when ``check``, a failure raises with its stderr (for the build
+    script, the tail of the build log)."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     if check and done.returncode != 0:
-        raise AssertionError(f"podman {' '.join(args)}: {done.returncode}\n{done.stderr}")
+        raise AssertionError(f"{' '.join(argv)}: {done.returncode}\n{done.stderr}")
     return done.stdout
+
+
+def podman(*args: str, timeout: float = 120, check: bool = True) -> str:
+    return run(["podman", *args], timeout=timeout, check=check)
 
 
 def logs(name: str) -> str:
@@ -78,22 +82,12 @@ def logs(name: str) -> str:
 
 
 def ulimits() -> list[str]:
-    return subprocess.run(
-        [str(REPO / "hack" / "image" / "ulimits.sh")], capture_output=True, text=True, check=True
-    ).stdout.split()
+    return run([str(REPO / "hack" / "image" / "ulimits.sh")], timeout=60).split()
 
 
 def build(what: str, tag: str) -> Built:
     started = time.monotonic()
-    done = subprocess.run(
-        [str(REPO / "hack" / "image" / "build.sh"), what, tag],
-        capture_output=True,
-        text=True,
-        timeout=BUILD_SECONDS,
-        check=False,
-    )
-    if done.returncode != 0:  # the script's stderr holds the build log's tail: show it
-        raise AssertionError(f"building the {what} image failed:\n{done.stderr}")
+    run([str(REPO / "hack" / "image" / "build.sh"), what, tag], timeout=BUILD_SECONDS)
     size = int(podman("image", "inspect", "--format", "{{.Size}}", tag).strip())
     return Built(tag=tag, seconds=round(time.monotonic() - started, 1), size_bytes=size)
 
