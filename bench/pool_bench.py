@@ -18,8 +18,9 @@ for ``1+1``, sent by a client built from the Kernel's published connection info 
 IP, as ``hack/kernel_connect.py``) as soon as the watch shows it Ready. After each phase the
 Kernels are deleted and the next phase waits until their Pods are gone.
 
-Prints p50/p99/max per phase over all rounds, the controller's pool claim counters, and
-writes ``.bench/pool.json``.
+Prints p50/p99/max per phase over all rounds, the CPU each process used and the API writes
+per Kernel (every client's, from the API server's ``apiserver_request_total``) during the last
+burst of each phase, the controller's pool claim counters, and writes ``.bench/pool.json``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,8 @@ NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 IMAGE = "elyra/kernel-py:3.2.3"  # the local node runs its own Python whatever the image
 POOL = "bench"
 TIMEOUT = 300.0
+WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY"}
+RequestTotals = Callable[[], dict[tuple[str, str, str], float]]
 
 
 def template() -> dict[str, Any]:
@@ -146,11 +149,28 @@ class Stopwatch:
         self.informer.join()
 
 
+def writes(before: Mapping[tuple[str, str, str], float], after: RequestTotals, n: int) -> Any:
+    """The API server's write requests since ``before``, per Kernel, by verb and resource."""
+    totals: dict[str, float] = {}
+    for (verb, resource, code), count in after().items():
+        new = count - before.get((verb, resource, code), 0.0)
+        if verb in WRITE_VERBS and new > 0:
+            totals[f"{verb} {resource}"] = totals.get(f"{verb} {resource}", 0.0) + new
+    return {key: round(count / n, 2) for key, count in sorted(totals.items())}
+
+
 def burst(
-    rest: RestClient, namespace: str, names: list[str], *, pooled: bool, pids: dict[str, int]
+    rest: RestClient,
+    namespace: str,
+    names: list[str],
+    *,
+    pooled: bool,
+    pids: dict[str, int],
+    requests: RequestTotals,
 ) -> dict[str, Any]:
     """Create ``names`` at once and time each to Ready and to its first reply; the CPU
-    seconds each process of the run used meanwhile (the kernels' own aside)."""
+    seconds each process of the run used meanwhile (the kernels' own aside), and the API
+    writes per Kernel."""
     kernels = ResourceClient(rest, KERNELS, namespace=namespace)
     start = threading.Barrier(len(names))
     with ThreadPoolExecutor(len(names), thread_name_prefix="client") as clients:
@@ -163,12 +183,14 @@ def burst(
                     watch.created[name] = time.monotonic()
                 kernels.create(kernel_body(name, pooled=pooled))
 
+            before = requests()
             cpu = CpuMeter(pids)
             with ThreadPoolExecutor(len(names), thread_name_prefix="creator") as creators:
                 for future in [creators.submit(create, n) for n in names]:
                     future.result()
             wait_until(lambda: watch.done(names), TIMEOUT, "every kernel to answer")
             used = cpu.used()
+            written = writes(before, requests, len(names))
         finally:
             watch.stop()
     if watch.errors:
@@ -178,6 +200,7 @@ def burst(
         "ready": [round(watch.ready[n] - watch.created[n], 4) for n in names],
         "reply": [round(watch.replied[n] - watch.created[n], 4) for n in names],
         "cpu_seconds": used,
+        "writes_per_kernel": written,
     }
 
 
@@ -257,6 +280,9 @@ def table(results: dict[str, Any]) -> str:
     for phase in ("pool", "cold"):
         used = results[phase]["cpu_seconds"][-1]
         lines.append(f"CPU seconds during the last {phase} burst: {json.dumps(used)}")
+    for phase in ("pool", "cold"):
+        written = results[phase]["writes_per_kernel"][-1]
+        lines.append(f"API writes per Kernel during the last {phase} burst: {json.dumps(written)}")
     lines.append(f"controller's mean API request seconds: {results['request_seconds_mean']}")
     lines.append(
         f"pool fill (N standby kernels idle and Ready): {results['pool_fill_seconds']} s; "
@@ -266,10 +292,17 @@ def table(results: dict[str, Any]) -> str:
 
 
 def rounds(
-    rest: RestClient, namespace: str, *, kernels: int, count: int, pids: dict[str, int]
+    rest: RestClient,
+    namespace: str,
+    *,
+    kernels: int,
+    count: int,
+    pids: dict[str, int],
+    requests: RequestTotals,
 ) -> dict[str, Any]:
     """``count`` rounds of a pooled burst then a cold one, ``kernels`` Kernels each."""
     cpu: dict[str, list[dict[str, float]]] = {"pool": [], "cold": []}
+    written: dict[str, list[dict[str, float]]] = {"pool": [], "cold": []}
     samples: dict[str, dict[str, list[float]]] = {
         phase: {"seen": [], "ready": [], "reply": []} for phase in ("pool", "cold")
     }
@@ -277,14 +310,15 @@ def rounds(
     for round_ in range(count):
         fills.append(round(fill_pool(rest, namespace, kernels), 2))
         names = [f"pooled-{round_}-{i}" for i in range(kernels)]
-        got = burst(rest, namespace, names, pooled=True, pids=pids)
+        got = burst(rest, namespace, names, pooled=True, pids=pids, requests=requests)
         ResourceClient(rest, POOLS, namespace=namespace).delete(POOL)
         delete_all(rest, namespace, KERNELS, names)
         names = [f"cold-{round_}-{i}" for i in range(kernels)]
-        cold = burst(rest, namespace, names, pooled=False, pids=pids)
+        cold = burst(rest, namespace, names, pooled=False, pids=pids, requests=requests)
         delete_all(rest, namespace, KERNELS, names)
         for phase, figures in (("pool", got), ("cold", cold)):
             cpu[phase].append(figures["cpu_seconds"])
+            written[phase].append(figures["writes_per_kernel"])
             for what in ("seen", "ready", "reply"):
                 samples[phase][what] += figures[what]
         print(
@@ -297,6 +331,7 @@ def rounds(
         results[phase] = {what: summary(values) for what, values in figures.items()}
         results[phase]["samples"] = figures
         results[phase]["cpu_seconds"] = cpu[phase]
+        results[phase]["writes_per_kernel"] = written[phase]
     return results
 
 
@@ -347,7 +382,14 @@ def main(argv: list[str] | None = None) -> int:
         wait_until(
             lambda: http_ok(f"http://127.0.0.1:{probe_port}/readyz") is not None, 120, "ready"
         )
-        results = rounds(rest, namespace, kernels=args.kernels, count=args.rounds, pids=pids)
+        results = rounds(
+            rest,
+            namespace,
+            kernels=args.kernels,
+            count=args.rounds,
+            pids=pids,
+            requests=plane.request_totals,
+        )
         metrics = http_ok(f"http://127.0.0.1:{metrics_port}/metrics") or ""
         results |= {"claims": claims(metrics), "request_seconds_mean": request_seconds(metrics)}
         finished = True

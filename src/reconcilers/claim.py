@@ -13,18 +13,22 @@ Every step is idempotent, and the API's optimistic concurrency is the arbiter:
    client has it, the Kernel was never Ready). A retry with the same identity is answered as
    the first; a standby kernel already activated for another identity is deleted (the
    Kernel's next pass claims another Pod or starts cold).
-3. **Record**: the annotation ``jupyter.org/activated-for: <kernel id>`` on the Pod; the
-   Kernel turns Ready from it.
+3. **Remember** it, in memory only: the Kernel's next pass turns it Ready, and that status,
+   naming the Pod, is the activation's durable record (:func:`reconcilers.pooled.activation_of`);
+   the activation costs no write of its own.
 
 A controller that dies between any two steps leaves nothing half-claimed: on restart the
-Kernel finds its claimed Pod by label, not activated, and activates it.
+Kernel finds its claimed Pod by label and, unless its status shows it activated, activates it
+(again, if it died right after the activation: with the key of ``--connection-key=kernel-id``
+the same identity gets the same answer; a secret key died with the controller, and the kernel
+is replaced).
 
 Claims run on worker threads. Activations (steps 2 and 3) run on a pool of activation
 threads of their own (:meth:`PoolClaims.ensure_activation` starts one and returns): the
 kernel's start takes a moment, and a burst of pooled Kernels must not wait for each other's
-behind a few workers. When one ends, ``on_done`` gets the Kernel's key (the controller
-enqueues it); a failure is raised by the Kernel's next pass, so its retries are rate limited
-as any reconcile error.
+behind a few workers. When one ends, ``on_done`` gets the Kernel and the Pod (the controller
+enqueues the Kernel and the Pod's pool); a failure is raised by the Kernel's next pass, so
+its retries are rate limited as any reconcile error.
 """
 
 from __future__ import annotations
@@ -47,7 +51,6 @@ from reconcilers.activation import (
 )
 from reconcilers.desired import Desired
 from reconcilers.model import (
-    ACTIVATED_ANNOTATION,
     FIELD_MANAGER,
     NAME_LABEL,
     SECRET_KEY_FIELD,
@@ -61,8 +64,9 @@ from reconcilers.pooled import claim_patch
 
 log = logging.getLogger(__name__)
 
+# How long an activation's key and its success are remembered: well beyond the moment the
+# cache shows the Kernel's status written after it.
 KEY_MEMORY_SECONDS = 600.0
-RECORDED_MEMORY_SECONDS = 30.0
 TAKEN_MEMORY_SECONDS = 30.0  # longer than the cache takes to show a claim
 ACTIVATION_THREADS = 16  # activations at once: each mostly waits for its kernel to start
 
@@ -79,7 +83,7 @@ class PoolClaims:
         activator: Activator,
         activation_key: bytes | None,
         activation_port: int,
-        on_done: Callable[[str], None] = lambda key: None,
+        on_done: Callable[[Obj, Obj], None] = lambda kernel, pod: None,
         threads: int = ACTIVATION_THREADS,
     ) -> None:
         self._on_done = on_done
@@ -96,7 +100,7 @@ class PoolClaims:
         self._key = activation_key
         self._port = activation_port
         self._lock = threading.Lock()
-        # Kernel uid -> the key its activation is being tried with (until it succeeds)
+        # Kernel uid -> the key its activation was tried with: every retry uses it
         self._keys: TTLCache[str, str] = TTLCache(  # guarded by _lock
             maxsize=100_000, ttl=KEY_MEMORY_SECONDS, timer=time.monotonic
         )
@@ -104,9 +108,9 @@ class PoolClaims:
         self._taken: TTLCache[str, bool] = TTLCache(  # guarded by _lock
             maxsize=100_000, ttl=TAKEN_MEMORY_SECONDS, timer=time.monotonic
         )
-        # Pod uid -> the kernel id its activation was recorded for, until the cache shows it
+        # Pod uid -> the kernel id it was activated for, until the cache shows the status
         self._activated: TTLCache[str, str] = TTLCache(  # guarded by _lock
-            maxsize=100_000, ttl=RECORDED_MEMORY_SECONDS, timer=time.monotonic
+            maxsize=100_000, ttl=KEY_MEMORY_SECONDS, timer=time.monotonic
         )
 
     @property
@@ -177,7 +181,6 @@ class PoolClaims:
         since the last pass is raised here (``TransientError``/``TerminalError``) and tried
         again on the next pass."""
         uid = str(meta(pod).get("uid", ""))
-        kernel_key = f"{meta(kernel).get('namespace', '')}/{meta(kernel).get('name', '')}"
         identity = desired.identity
         with self._lock:
             if uid in self._running:
@@ -203,7 +206,7 @@ class PoolClaims:
             finally:
                 with self._lock:
                     self._running.pop(uid, None)
-                self._on_done(kernel_key)
+                self._on_done(kernel, pod)
 
         with self._lock:
             try:
@@ -212,8 +215,8 @@ class PoolClaims:
                 raise TransientError("the controller is stopping") from err
 
     def activated_for(self, pod: Obj) -> str | None:
-        """The kernel id this process activated ``pod`` for and recorded, in the moments
-        before the cache shows the record."""
+        """The kernel id this process activated ``pod`` for, in the moments before the cache
+        shows the Kernel's status written after it."""
         with self._lock:
             return self._activated.get(str(meta(pod).get("uid", "")))
 
@@ -222,7 +225,7 @@ class PoolClaims:
         self._executor.shutdown(wait=wait, cancel_futures=True)
 
     def activate(self, kernel: Obj, pod: Obj, desired: Desired) -> None:
-        """Give the claimed ``pod``'s kernel the Kernel's identity and record it."""
+        """Give the claimed ``pod``'s kernel the Kernel's identity and remember it."""
         if self._key is None:
             raise TerminalError("warm pools are off: the controller has no activation key")
         identity = desired.identity
@@ -253,16 +256,6 @@ class PoolClaims:
             raise TransientError(f"pod {name} was activated for another kernel: replaced") from err
         except ActivationFailed as err:
             raise TransientError(f"activate pod {name}: {err}") from err
-        try:
-            self._pods.patch(
-                name,
-                {"metadata": {"annotations": {ACTIVATED_ANNOTATION: identity.kernel_id}}},
-                namespace=namespace,
-                field_manager=FIELD_MANAGER,
-            )
-        except ApiError as err:
-            raise TransientError(f"record the activation of pod {name}: {err}") from err
-        self._forget_key(uid)
         with self._lock:
             self._activated[str(meta(pod).get("uid", ""))] = identity.kernel_id
         log.info("activated pod %s", name, extra={"kernel": f"{namespace}/{meta(kernel)['name']}"})

@@ -87,7 +87,7 @@ from reconcilers.model import (
 )
 from reconcilers.outcome import Result, TerminalError, TransientError
 from reconcilers.pool import PoolClients, PoolReconciler
-from reconcilers.pooled import idle_candidates
+from reconcilers.pooled import activation_of, idle_candidates
 from reconcilers.terminating import TerminatingNamespaces
 from reconcilers.transforms import (
     strip_event,
@@ -274,7 +274,7 @@ class KernelController:
                 activator=activator or HttpActivator(),
                 activation_key=activation_key,
                 activation_port=settings.activation_port,
-                on_done=lambda key: self.queue.add(key, priority=FINISHING_PRIORITY),
+                on_done=self._activation_done,
             )
             if pools
             else None
@@ -325,6 +325,7 @@ class KernelController:
                 recorder=self.recorder,
                 token_for=token_for if key is not None else None,
                 wall_clock=wall_clock,
+                activated=self._activated,
             )
             if self.pools is not None and self.pool_pods is not None
             else None
@@ -411,6 +412,22 @@ class KernelController:
         ):
             return  # our own status write
         self.pool_queue.add(str(object_key(new)), priority=_priority(_resync(old, new)))
+
+    def _activation_done(self, kernel: Obj, pod: Obj) -> None:
+        """An activation ended: the Kernel's next pass turns it Ready (or raises the failure),
+        and its pool may refill (it waits while its claims are being activated)."""
+        self.queue.add(str(object_key(kernel)), priority=FINISHING_PRIORITY)
+        for key in pool_index(pod):
+            self.pool_queue.add(key)
+
+    def _activated(self, pod: Obj) -> bool:
+        """Whether the claimed ``pod``'s kernel is known activated, from its Kernel's status
+        in the cache or this process's memory."""
+        m = meta(pod)
+        name = (m.get("labels") or {}).get(NAME_LABEL)
+        kernel = self.kernels.get(f"{m.get('namespace', '')}/{name}") if name else None
+        recorded = self._claims.activated_for(pod) if self._claims is not None else None
+        return activation_of(pod, kernel, recorded) is not None
 
     def _pool_pod_seen(self, pod: Obj, *, initial: bool) -> None:
         for key in pool_index(pod):

@@ -32,7 +32,7 @@ from reconcilers.model import (
     pool_ref,
 )
 from reconcilers.outcome import DONE, Result
-from reconcilers.pooled import activated_for, idle_candidates, with_activation
+from reconcilers.pooled import activation_of, idle_candidates, with_activation
 
 REISSUE_MEMORY_SECONDS = 2 * 3600.0
 INVOLVED_INDEX = "involved-object"
@@ -82,7 +82,10 @@ def pool_index(pod: Obj) -> list[str]:
 
 
 def choose_pod(
-    kernel: Obj, named: Obj | None, labelled: Sequence[Obj]
+    kernel: Obj,
+    named: Obj | None,
+    labelled: Sequence[Obj],
+    recorded: Callable[[Obj], str | None] = lambda pod: None,
 ) -> tuple[Obj | None, tuple[Obj, ...]]:
     """The Kernel's Pod, and the surplus ones it controls (to delete).
 
@@ -91,6 +94,7 @@ def choose_pod(
     for it. Of those it controls, one not being deleted wins over one being deleted, a
     running kernel (cold, or activated for it) over a claimed one still to activate, then
     the oldest. Two can exist only after a claim raced a failover; the others are surplus.
+    ``recorded`` gives the activations this process made that the caches may not show yet.
     """
     if named is not None and not controlled_by(named, kernel):
         return named, ()
@@ -103,7 +107,7 @@ def choose_pod(
 
     def rank(pod: Obj) -> tuple[bool, bool, str, str]:
         m = meta(pod)
-        running = pool_of(pod) is None or activated_for(pod) == kernel_id
+        running = pool_of(pod) is None or activation_of(pod, kernel, recorded(pod)) == kernel_id
         return (
             bool(m.get("deletionTimestamp")),
             not running,
@@ -196,18 +200,14 @@ class KernelReconciler:
         if kernel is None or meta(kernel).get("deletionTimestamp"):
             return DONE  # gone or going: the garbage collector removes the children
         awaiting = self._applier.awaiting(key)  # before the cache reads: see Observed.awaiting
+        recorded = self._activations or (lambda pod: None)
         pod, surplus = choose_pod(
-            kernel, self._pods.get(key), self._pods.by_index(KERNEL_POD_INDEX, key)
+            kernel, self._pods.get(key), self._pods.by_index(KERNEL_POD_INDEX, key), recorded
         )
-        if (
-            pod is not None
-            and self._activations is not None
-            and pool_of(pod) is not None
-            and not activated_for(pod)
-        ):
-            recorded = self._activations(pod)
-            if recorded:
-                pod = with_activation(pod, recorded)  # activated, the cache not there yet
+        if pod is not None and pool_of(pod) is not None:
+            activated = activation_of(pod, kernel, recorded(pod))
+            if activated:
+                pod = with_activation(pod, activated)  # the view desired_state reads
         pool = standby = None
         pool_name = pool_ref(kernel)
         if pool_name is not None and self._pools is not None:

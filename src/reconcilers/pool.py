@@ -196,7 +196,9 @@ class PoolReconciler:
         backoff: StandbyBackoff | None = None,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
+        activated: Callable[[Obj], bool] = lambda pod: bool(activated_for(pod)),
     ) -> None:
+        self._activated = activated
         self._pools = pools
         self._pods = pods
         self._c = clients
@@ -298,7 +300,7 @@ class PoolReconciler:
                 if NAME_LABEL not in labels or controlled_by_pool(pod, pool):
                     continue
                 uid = str(m.get("uid", ""))
-                if activated_for(pod) or m.get("deletionTimestamp") or is_terminal(pod):
+                if m.get("deletionTimestamp") or is_terminal(pod) or self._activated(pod):
                     # Activated: a burst of claims may go on; wait a moment after each.
                     since = self._activating.get(uid)
                     if since is not None:

@@ -5,8 +5,14 @@ A pool's Pods carry ``jupyter.org/kernel-pool: <pool>``. A *standby* Pod is one 
 controls (its controller ownerReference names the pool) and no Kernel has claimed (no
 ``jupyter.org/kernel-name`` label): its launcher waits for an activation. Claiming relabels it
 and moves its controller ownerReference to the Kernel; it keeps the pool label, so the pool
-can count its claims. A claimed Pod is *activated* once its annotation
-``jupyter.org/activated-for`` names the Kernel's id.
+can count its claims.
+
+A claimed Pod is *activated* for a kernel id (:func:`activation_of`) when the Kernel's status
+names it: a status is written for a claimed Pod only once its kernel was activated, so the
+status (the Pod's IP and the kernel id) is the activation's durable record and the activation
+costs no write of its own. Before the cache shows that status, the controller remembers the
+activations it made; Pods activated by earlier versions carry the annotation
+``jupyter.org/activated-for: <kernel id>``, which is still read.
 """
 
 from __future__ import annotations
@@ -41,14 +47,30 @@ MAX_POD_NAME = 63  # the Pod's name also names its activation Secret and a Kerne
 
 
 def activated_for(pod: Obj) -> str | None:
-    """The kernel id a claimed Pod's kernel was activated for, if any."""
+    """The kernel id a claimed Pod's annotation (written by earlier versions, or put there by
+    :func:`with_activation`) says its kernel was activated for, if any."""
     value = (meta(pod).get("annotations") or {}).get(ACTIVATED_ANNOTATION)
     return str(value) if value else None
 
 
+def activation_of(pod: Obj, kernel: Obj | None, recorded: str | None = None) -> str | None:
+    """The kernel id ``pod``'s kernel was activated for, if known: its annotation, else
+    ``recorded`` (this process's memory of an activation), else ``kernel``'s status when it
+    names the Pod (its IP) — written only after the activation."""
+    annotated = activated_for(pod)
+    if annotated or recorded:
+        return annotated or recorded
+    status = (kernel or {}).get("status") or {}
+    ip = (pod.get("status") or {}).get("podIP")
+    kernel_id = status.get("kernelID")
+    if ip and kernel_id and status.get("podIP") == ip and controlled_by(pod, kernel or {}):
+        return str(kernel_id)
+    return None
+
+
 def with_activation(pod: Obj, kernel_id: str) -> Obj:
-    """``pod`` as it is once its activation for ``kernel_id`` is recorded: what the cache
-    shows a moment later (a read-your-writes view for the pass right after the activation)."""
+    """``pod`` marked as activated for ``kernel_id`` (a view: the annotation is not written),
+    for the pure code that reads :func:`activated_for`."""
     m = meta(pod)
     annotations = {**(m.get("annotations") or {}), ACTIVATED_ANNOTATION: kernel_id}
     return {**pod, "metadata": {**m, "annotations": annotations}}

@@ -22,7 +22,8 @@ _POD_META = (
     "deletionTimestamp",
 )
 _POD_STATUS = ("phase", "conditions", "podIP", "reason", "message", "startTime")
-_POD_ANNOTATIONS = frozenset({"jupyter.org/activated-for"})  # the only ones read
+# the only ones read: the activation record that earlier versions wrote on claimed Pods
+_POD_ANNOTATIONS = frozenset({"jupyter.org/activated-for"})
 _CONTAINER_STATUS = ("name", "state", "ready", "restartCount", "started")
 _EVENT_KEEP = ("involvedObject", "reason", "message", "type", "count", "lastTimestamp")
 

@@ -1,6 +1,7 @@
 """Warm pools under faults (SPEC §13), with real kernels on the local node: a claim cut short
-by a controller that died, two claims of one idle Pod at once (a leader failover mid-claim),
-activations that must be refused, and a pool whose kernels cannot start."""
+by a controller that died, a controller restarted after its pooled kernels turned Ready, two
+claims of one idle Pod at once (a leader failover mid-claim), activations that must be
+refused, and a pool whose kernels cannot start."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from kerneltest import Clients, kernel_body, pool_body, ready_kernel
 from reconcilers.activation import ActivationRequest, HttpActivator, activation_token
 from reconcilers.claim import PoolClaims
 from reconcilers.controller import PODS, SECRETS
-from reconcilers.model import DEFAULT_ACTIVATION_PORT, DEFAULT_PORTS
+from reconcilers.model import DEFAULT_ACTIVATION_PORT, DEFAULT_PORTS, SECRET_KEY_FIELD
 
 TIMEOUT = 90.0
 POOL = "warm"
@@ -122,6 +123,46 @@ def test_a_claim_cut_short_before_activation_is_finished_by_the_next_controller(
     eventually(lambda: ready_standby(clients, 1), timeout=TIMEOUT, message="pool not refilled")
     for any_pod in clients.list_pods("jupyter.org/kernel-pool"):
         assert len(controller_owners(any_pod)) == 1
+
+
+def test_a_restarted_controller_leaves_its_activated_pooled_kernels_as_they_are(
+    controller: Callable[..., ControllerProcess], clients: Clients
+) -> None:
+    # Nothing but the Kernel's status records an activation (it costs no write). In secret-key
+    # mode, activating a kernel again would replace its key and discard it: a new controller
+    # must see from the status that it is active.
+    first = controller("--connection-key=secret")
+    clients.pools.create(pool_body(POOL, 1))
+    eventually(lambda: ready_standby(clients, 1), timeout=TIMEOUT, message="no idle")
+    clients.kernels.create(kernel_body("kept", poolRef={"name": POOL}))
+    ready = eventually(lambda: ready_kernel(clients, "kept"), timeout=TIMEOUT, message="not Ready")
+    (pod,) = kernel_pods(clients, "kept")
+    assert "jupyter.org/activated-for" not in (pod["metadata"].get("annotations") or {})
+    assert first.terminate() == 0
+    secret = clients.secrets.get(ready["status"]["connection"]["keySecret"])
+    key = base64.b64decode(secret["data"][SECRET_KEY_FIELD]).decode()
+    before = clients.kernels.get("kept")
+
+    second = controller("--connection-key=secret")
+    eventually(
+        lambda: (second.value("controller_runtime_reconcile_total", controller="kernel",
+                              result="success") or 0) >= 1,
+        timeout=TIMEOUT,
+        message="the new controller did not reconcile the Kernel",
+    )  # fmt: skip
+    # The kernel answers with the key it had, and nothing of it was written again.
+    assert run_code(connection_info(ready, host="pod", key=key), "1+1", timeout=30) == "2"
+    (after,) = kernel_pods(clients, "kept")
+    assert after["metadata"]["uid"] == pod["metadata"]["uid"]
+    assert (
+        clients.secrets.get(secret["metadata"]["name"])["metadata"]["resourceVersion"]
+        == (secret["metadata"]["resourceVersion"])
+    )
+    assert (
+        clients.kernels.get("kept")["metadata"]["resourceVersion"]
+        == (before["metadata"]["resourceVersion"])
+    )
+    assert "activated pod" not in second.output()
 
 
 @pytest.mark.parametrize("same_kernel", [True, False], ids=["failover", "two-kernels"])

@@ -71,3 +71,81 @@ def test_expectations_are_read_before_the_caches() -> None:
 
     reconciler.reconcile(KEY)  # the next pass, brought by that event, sees it cleared
     assert applier.observed[-1].awaiting == {"pod"}
+
+
+class Indexed(Cache):
+    def __init__(self, objects: dict[str, Obj], indexed: Sequence[Obj]) -> None:
+        super().__init__(objects)
+        self.indexed = indexed
+
+    def by_index(self, index_name: str, value: str) -> Sequence[Obj]:
+        return self.indexed
+
+
+class DesiredApplier(RecordingApplier):
+    def __init__(self) -> None:
+        super().__init__()
+        self.expected = set()
+        self.desired: list[Desired] = []
+
+    def apply(self, kernel: Obj, desired: Desired, observed: Observed) -> Result:
+        self.desired.append(desired)
+        return super().apply(kernel, desired, observed)
+
+
+def test_a_pooled_kernel_whose_status_shows_its_activation_is_not_activated_again() -> None:
+    # After a restart nothing remembers the activation but the Kernel's status, written only
+    # after it: the pass reads it from there and leaves the kernel as it is.
+    kid = "6f1e2d3c-aaaa-4bbb-8ccc-dddddddddddd"
+    claimed: Obj = {
+        "metadata": {
+            "name": "warm-abcde",
+            "namespace": "ns",
+            "uid": "pod-uid",
+            "labels": {"jupyter.org/kernel-pool": "warm", "jupyter.org/kernel-name": "k1"},
+            "ownerReferences": [{"kind": "Kernel", "name": "k1", "uid": "u1", "controller": True}],
+        },
+        "status": {
+            "phase": "Running",
+            "podIP": "10.0.0.7",
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+    kernel: Obj = {
+        **KERNEL,
+        "metadata": {
+            **KERNEL["metadata"],
+            "annotations": {"jupyter.org/kernel-id": kid},
+        },
+        "spec": {"poolRef": {"name": "warm"}},
+    }
+    applier = DesiredApplier()
+    pool: Obj = {"metadata": {"name": "warm", "namespace": "ns", "uid": "pool-uid"}}
+    recorded: dict[str, str] = {}
+
+    def reconcile(status: Obj) -> Desired:
+        reconciler = KernelReconciler(
+            kernels=Cache({KEY: {**kernel, "status": status}}),
+            pods=Indexed({}, [claimed]),
+            services=Cache({}),
+            warnings=None,
+            applier=applier,
+            settings=ReconcileSettings(),
+            reissued=ReissueLog(),
+            pools=Cache({"ns/warm": pool}),
+            pool_pods=Indexed({}, []),
+            activations=lambda pod: recorded.get(pod["metadata"]["uid"]),
+        )
+        reconciler.reconcile(KEY)
+        return applier.desired[-1]
+
+    shown = {"kernelID": kid, "podIP": "10.0.0.7", "phase": "Running"}
+    desired = reconcile(shown)
+    assert desired.activate is None
+    assert desired.status["conditions"][0]["status"] == "True"
+
+    # A status not written yet (or naming another Pod): activated first, then Ready.
+    assert reconcile({}).activate == "warm-abcde"
+    assert reconcile({**shown, "podIP": "10.0.0.8"}).activate == "warm-abcde"
+    recorded["pod-uid"] = kid  # this process just activated it
+    assert reconcile({}).activate is None

@@ -16,6 +16,7 @@ from reconcilers.kernel import choose_pod, kernel_pod_index, pool_index, spread
 from reconcilers.model import DEFAULT_PORTS, Fresh, KeyMode, ReconcileSettings
 from reconcilers.pool import InFlight, StandbyBackoff, standby_selector
 from reconcilers.pooled import (
+    activation_of,
     build_activation_secret,
     build_standby_pod,
     claim_patch,
@@ -101,6 +102,7 @@ def standby(
     phase: str = "Running",
     deleting: bool = False,
     owner_uid: str = POOL_UID,
+    ip: str = "127.0.0.9",
 ) -> Any:
     labels = {"jupyter.org/kernel-pool": "warm"}
     owner: dict[str, Any] = {
@@ -128,7 +130,7 @@ def standby(
     if deleting:
         metadata["deletionTimestamp"] = "2025-03-04T12:00:00Z"
     conditions = [{"type": "Ready", "status": "True" if ready else "False"}]
-    status = {"phase": phase, "podIP": "127.0.0.9", "conditions": conditions}
+    status = {"phase": phase, "podIP": ip, "conditions": conditions}
     return freeze({"metadata": metadata, "status": status})
 
 
@@ -254,6 +256,52 @@ def test_the_kernels_pod_is_found_by_label_and_surplus_ones_are_named() -> None:
     assert [p["metadata"]["name"] for p in surplus] == ["b"]  # the deleting one is going anyway
     assert choose_pod(k, None, []) == (None, ())
     assert choose_pod(k, None, [going]) == (going, ())
+
+
+def test_a_kernel_status_naming_its_claimed_pod_is_the_activation_record() -> None:
+    # The status of a pooled Kernel is first written once its kernel was activated, so a
+    # status with the claimed Pod's IP says so after a restart, without a write of its own.
+    shown = {"kernelID": "kid", "podIP": "127.0.0.9", "phase": "Running"}
+    claimed = standby("a", claimed_by="k")
+
+    assert activation_of(claimed, kernel(status=shown)) == "kid"
+    assert activation_of(claimed, kernel(status={**shown, "podIP": "127.0.0.8"})) is None
+    assert activation_of(claimed, kernel(status={"kernelID": "kid"})) is None
+    assert activation_of(claimed, kernel()) is None
+    assert activation_of(claimed, None) is None
+    assert activation_of(standby("a", claimed_by="k", ip=""), kernel(status=shown)) is None
+    # another Kernel's status says nothing about this Pod
+    other = thaw(kernel(status=shown))
+    other["metadata"]["uid"] = "kernel-uid-2"
+    assert activation_of(claimed, freeze(other)) is None
+    # this process's memory, then an annotation from an earlier version, come first
+    assert activation_of(claimed, kernel(), recorded="kid") == "kid"
+    old = standby("a", claimed_by="k", activated_for="old")
+    assert activation_of(old, kernel(status=shown), recorded="kid") == "old"
+
+
+def test_of_two_claimed_pods_the_one_the_status_names_is_kept() -> None:
+    k = kernel(
+        annotations={"jupyter.org/kernel-id": "kid"},
+        status={"kernelID": "kid", "podIP": "127.0.0.9", "phase": "Running"},
+    )
+    active = standby("a", claimed_by="k", created="2025-03-04T11:00:05Z", ip="127.0.0.9")
+    raced = standby("b", claimed_by="k", created="2025-03-04T11:00:01Z", ip="127.0.0.8")
+
+    pod, surplus = choose_pod(k, None, [raced, active])
+    assert pod is not None and pod["metadata"]["name"] == "a"
+    assert [p["metadata"]["name"] for p in surplus] == ["b"]
+
+    # before the status shows it: the Pod this process activated
+    fresh = kernel(annotations={"jupyter.org/kernel-id": "kid"})
+    recorded = {"uid-a": "kid"}
+    pod, surplus = choose_pod(
+        fresh, None, [raced, active], lambda p: recorded.get(p["metadata"]["uid"])
+    )
+    assert pod is not None and pod["metadata"]["name"] == "a"
+    # knowing neither, the oldest
+    pod, _ = choose_pod(fresh, None, [raced, active])
+    assert pod is not None and pod["metadata"]["name"] == "b"
 
 
 def test_a_stranger_named_like_the_kernel_is_returned_for_the_conflict() -> None:
