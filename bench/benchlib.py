@@ -1,5 +1,5 @@
-"""What the benchmarks share: child processes with CPU and memory readings, percentiles, and a
-bounded poll."""
+"""What the benchmarks share: child processes with CPU and memory readings, percentiles, the API
+server's request counts, and a bounded poll."""
 
 from __future__ import annotations
 
@@ -8,8 +8,38 @@ import signal
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+
+WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "APPLY"})
+RequestCounts = dict[tuple[str, str], float]
+
+
+def by_verb_and_resource(totals: Mapping[tuple[str, str, str], float]) -> RequestCounts:
+    """``apiserver_request_total`` by (verb, resource, code), summed over the codes."""
+    counts: RequestCounts = {}
+    for (verb, resource, _code), count in totals.items():
+        counts[(verb, resource)] = counts.get((verb, resource), 0.0) + count
+    return counts
+
+
+def requests_since(
+    before: RequestCounts,
+    after: RequestCounts,
+    *,
+    per: float = 1.0,
+    writes_only: bool = False,
+    digits: int | None = None,
+) -> dict[str, float]:
+    """The requests made between two readings, as ``"VERB resource"``, divided by ``per``
+    (rounded to ``digits``); only the writes with ``writes_only``."""
+    since: dict[str, float] = {}
+    for verb, resource in sorted(after):
+        new = after[(verb, resource)] - before.get((verb, resource), 0.0)
+        if new > 0 and (verb in WRITE_VERBS or not writes_only):
+            value = new / per
+            since[f"{verb} {resource}"] = value if digits is None else round(value, digits)
+    return since
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -63,7 +63,16 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "hack"))
 
-from benchlib import CpuMeter, Proc, http_ok, percentile, wait_until
+from benchlib import (
+    CpuMeter,
+    Proc,
+    RequestCounts,
+    by_verb_and_resource,
+    http_ok,
+    percentile,
+    requests_since,
+    wait_until,
+)
 from charts import controller_chart
 from informers import (
     FuncHandler,
@@ -87,7 +96,6 @@ SERVICES = Resource("", "v1", "services")
 NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 WORKERS = 8
 CLIENT_THREADS = 16
-WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY"}
 
 
 def kernel(name: str) -> dict[str, Any]:
@@ -151,12 +159,9 @@ class Watcher:
             informer.join()
 
 
-def apiserver_requests(plane: ControlPlane) -> dict[tuple[str, str], float]:
+def apiserver_requests(plane: ControlPlane) -> RequestCounts:
     """``apiserver_request_total`` summed by (verb, resource), from the API server itself."""
-    totals: dict[tuple[str, str], float] = {}
-    for (verb, resource, _), count in plane.request_totals().items():
-        totals[(verb, resource)] = totals.get((verb, resource), 0.0) + count
-    return totals
+    return by_verb_and_resource(plane.request_totals())
 
 
 def new_namespace(rest: RestClient, prefix: str) -> str:
@@ -217,11 +222,7 @@ def burst(
         to_pod = [watcher.pod_seen[k] - created[k] for k in created]
         to_ready = [watcher.ready_seen[k] - created[k] for k in created]
     watcher.stop()
-    cost = {
-        f"{verb} {res}": round((after.get((verb, res), 0.0) - before.get((verb, res), 0.0)) / n, 3)
-        for verb, res in sorted(set(after) | set(before))
-        if after.get((verb, res), 0.0) - before.get((verb, res), 0.0) > 0
-    }
+    cost = requests_since(before, after, per=n, digits=3)
     return {
         "namespace": namespace,
         "kernels_created_seconds": round(kernels_at - t0, 2),
@@ -344,12 +345,7 @@ def floor(rest: RestClient, n: int, pids: dict[str, int]) -> tuple[float, dict[s
 def steady(plane: ControlPlane, seconds: float) -> dict[str, float]:
     before = apiserver_requests(plane)
     time.sleep(seconds)  # the steady window being measured
-    after = apiserver_requests(plane)
-    return {
-        f"{verb} {res}": after.get((verb, res), 0.0) - before.get((verb, res), 0.0)
-        for verb, res in sorted(after)
-        if verb in WRITE_VERBS and after.get((verb, res), 0.0) - before.get((verb, res), 0.0) > 0
-    }
+    return requests_since(before, apiserver_requests(plane), writes_only=True)
 
 
 def scale(rest: RestClient, controller: Proc, total: int) -> dict[str, Any]:

@@ -41,7 +41,16 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "hack"))
 
-from benchlib import CpuMeter, Proc, http_ok, percentile, wait_until
+from benchlib import (
+    CpuMeter,
+    Proc,
+    RequestCounts,
+    by_verb_and_resource,
+    http_ok,
+    percentile,
+    requests_since,
+    wait_until,
+)
 from charts import pool_chart
 from informers import (
     FuncHandler,
@@ -63,8 +72,7 @@ NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 IMAGE = "elyra/kernel-py:3.2.3"  # the local node runs its own Python whatever the image
 POOL = "bench"
 TIMEOUT = 300.0
-WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY"}
-RequestTotals = Callable[[], dict[tuple[str, str, str], float]]
+RequestTotals = Callable[[], RequestCounts]
 
 
 def template() -> dict[str, Any]:
@@ -149,16 +157,6 @@ class Stopwatch:
         self.informer.join()
 
 
-def writes(before: Mapping[tuple[str, str, str], float], after: RequestTotals, n: int) -> Any:
-    """The API server's write requests since ``before``, per Kernel, by verb and resource."""
-    totals: dict[str, float] = {}
-    for (verb, resource, code), count in after().items():
-        new = count - before.get((verb, resource, code), 0.0)
-        if verb in WRITE_VERBS and new > 0:
-            totals[f"{verb} {resource}"] = totals.get(f"{verb} {resource}", 0.0) + new
-    return {key: round(count / n, 2) for key, count in sorted(totals.items())}
-
-
 def burst(
     rest: RestClient,
     namespace: str,
@@ -190,7 +188,7 @@ def burst(
                     future.result()
             wait_until(lambda: watch.done(names), TIMEOUT, "every kernel to answer")
             used = cpu.used()
-            written = writes(before, requests, len(names))
+            written = requests_since(before, requests(), per=len(names), writes_only=True, digits=2)
         finally:
             watch.stop()
     if watch.errors:
@@ -388,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             kernels=args.kernels,
             count=args.rounds,
             pids=pids,
-            requests=plane.request_totals,
+            requests=lambda: by_verb_and_resource(plane.request_totals()),
         )
         metrics = http_ok(f"http://127.0.0.1:{metrics_port}/metrics") or ""
         results |= {"claims": claims(metrics), "request_seconds_mean": request_seconds(metrics)}

@@ -59,7 +59,6 @@ from reconcilers.model import (
 )
 from reconcilers.outcome import DONE, Result, TransientError
 from reconcilers.pooled import (
-    activated_for,
     build_activation_secret,
     build_standby_pod,
     controlled_by_pool,
@@ -193,10 +192,10 @@ class PoolReconciler:
         settings: ReconcileSettings,
         recorder: EventRecorder,
         token_for: TokenFor | None,
+        activated: Callable[[Obj], bool],  # whether a claimed Pod's kernel is activated
         backoff: StandbyBackoff | None = None,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
-        activated: Callable[[Obj], bool] = lambda pod: bool(activated_for(pod)),
     ) -> None:
         self._activated = activated
         self._pools = pools

@@ -57,13 +57,13 @@ def activation_of(pod: Obj, kernel: Obj | None, recorded: str | None = None) -> 
     """The kernel id ``pod``'s kernel was activated for, if known: its annotation, else
     ``recorded`` (this process's memory of an activation), else ``kernel``'s status when it
     names the Pod (its IP) — written only after the activation."""
-    annotated = activated_for(pod)
-    if annotated or recorded:
-        return annotated or recorded
-    status = (kernel or {}).get("status") or {}
+    found = activated_for(pod) or recorded
+    if found or kernel is None:
+        return found
+    status = kernel.get("status") or {}
     ip = (pod.get("status") or {}).get("podIP")
     kernel_id = status.get("kernelID")
-    if ip and kernel_id and status.get("podIP") == ip and controlled_by(pod, kernel or {}):
+    if ip and kernel_id and status.get("podIP") == ip and controlled_by(pod, kernel):
         return str(kernel_id)
     return None
 
