@@ -423,9 +423,8 @@ class KernelController:
     def _activated(self, pod: Obj) -> bool:
         """Whether the claimed ``pod``'s kernel is known activated, from its Kernel's status
         in the cache or this process's memory."""
-        m = meta(pod)
-        name = (m.get("labels") or {}).get(NAME_LABEL)
-        kernel = self.kernels.get(f"{m.get('namespace', '')}/{name}") if name else None
+        keys = kernel_pod_index(pod)
+        kernel = self.kernels.get(keys[0]) if keys else None
         recorded = self._claims.activated_for(pod) if self._claims is not None else None
         return activation_of(pod, kernel, recorded) is not None
 
@@ -477,9 +476,8 @@ class KernelController:
 
     def _child_handler(self, kind: str) -> FuncHandler:
         def key_of(obj: Obj) -> str | None:
-            m = meta(obj)
-            name = (m.get("labels") or {}).get(NAME_LABEL)
-            return f"{m.get('namespace', '')}/{name}" if name else None
+            keys = kernel_pod_index(obj)  # the Kernel's name label, on Pods and Services
+            return keys[0] if keys else None
 
         def seen(obj: Obj, *, initial: bool) -> None:
             key = key_of(obj)
