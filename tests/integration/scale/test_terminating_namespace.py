@@ -6,8 +6,10 @@ The controller, running and then restarted, makes fewer writes in that namespace
 Kernels, and a Kernel created elsewhere at that moment gets its Pod and Service within 2 s.
 
 Both scopes: a controller serving every namespace watches Namespaces and writes nothing there
-at all; a namespace-scoped one (``--namespaces``) learns from the first refused creates (at
-most one per worker in flight) and writes each Kernel's ``PodTerminating`` status once."""
+but refused creates (a restarted one may list a Kernel after its Namespace watch saw the
+namespace go: one create, refused with ``404``); a namespace-scoped one (``--namespaces``)
+learns from the first refused creates (at most one per worker in flight) and writes each
+Kernel's ``PodTerminating`` status once."""
 
 from __future__ import annotations
 
@@ -205,7 +207,9 @@ def test_a_deleted_namespace_costs_less_than_one_write_per_kernel(
     assert first < SERVED_WITHIN_SECONDS
     assert second < SERVED_WITHIN_SECONDS
     assert refused < KERNELS_IN_DOOMED
-    refusals = [w for w in writes if w.endswith(" 403")]
+    # Refused creates: 403 while the namespace terminates, or 404 once it is gone (a Kernel
+    # still in the informer's list after the Namespace watch saw its namespace go).
+    refusals = [w for w in writes if w.endswith((" 403", " 404"))]
     statuses = [w for w in writes if w.startswith("patch kernels/status ")]
     if scope == "cluster-wide":
         assert len(writes) < KERNELS_IN_DOOMED
